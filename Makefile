@@ -37,6 +37,9 @@ else
   $(error FLAVOR must be musl, san or fuzz)
 endif
 
+# The image build passes GIT_COMMIT in: its build context has no .git.
+GIT_COMMIT ?= $(shell git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
+
 CFLAGS := $(BASE) $(OPT) -Isrc -I$(DEPS)/include -I$(OUT)/gen $(EXTRA_CFLAGS)
 LIBS := -L$(DEPS)/lib -lnghttp2 -lev -lbearssl
 
@@ -74,7 +77,7 @@ $(OUT)/obj/%.o: %.c $(OUT)/gen/version-gen.h
 $(OUT)/gen/version-gen.h: FORCE
 	@mkdir -p $(dir $@)
 	@{ cat $(DEPS_DIR)/versions.h; \
-	   echo "#define MESHD_GIT_COMMIT \"$$(git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)\""; \
+	   echo "#define MESHD_GIT_COMMIT \"$(GIT_COMMIT)\""; \
 	   echo "#define MESHD_BUILD_FLAVOR \"$(FLAVOR)\""; \
 	   echo "#define MESHD_LIBC \"$(LIBC)\""; } > $@.tmp
 	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@

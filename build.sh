@@ -128,6 +128,7 @@ cmd_bench() {
 cmd_image() {
 	need $pkgs_image
 	test/image.sh build
+	test/image.sh check
 }
 
 case "${1:-build}" in

@@ -7,6 +7,7 @@
 #   vendor/deps.sh build OUT FLAVOR CC CFLAGS     compile every library with CC and CFLAGS into
 #                                                 OUT/FLAVOR/lib/lib<pkg>.a and OUT/FLAVOR/include
 #   vendor/deps.sh print-lock NAME=VERSION SUITE  print deps.lock lines for a new pin
+#   vendor/deps.sh mirror                         print the Debian mirror this machine uses
 #
 # apt runs with a private configuration under OUT/apt: its source list is derived from the Debian
 # mirrors this machine already uses (no host names live in the repository) and the system's apt
@@ -231,6 +232,7 @@ abspath() { mkdir -p "$1" && (cd "$1" && pwd); }
 case "${1:-}" in
 fetch) [ $# -eq 2 ] || die "usage: deps.sh fetch OUT"; fetch "$2" ;;
 build) [ $# -eq 5 ] || die "usage: deps.sh build OUT FLAVOR CC CFLAGS"; build "$2" "$3" "$4" "$5" ;;
+mirror) mirror_uris | awk '$1 == "main" {print $2; exit}' ;;
 print-lock) [ $# -eq 3 ] || die "usage: deps.sh print-lock NAME=VERSION SUITE"; print_lock "$2" "$3" ;;
 *) die "usage: deps.sh fetch|build|print-lock ..." ;;
 esac
