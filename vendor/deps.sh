@@ -2,6 +2,11 @@
 # vendor/deps.sh: fetch, verify, unpack and build meshd's C dependencies from the Debian source
 # packages pinned in vendor/deps.lock. No third-party code is kept in the repository.
 #
+# Pinned files are fetched straight from the pool of the Debian mirrors this machine uses and
+# accepted only with the pinned sha256 (stronger than the archive index: it names the exact
+# bytes). Only when a pinned file has left the archive does the script fall back to apt-get
+# source against the suite's signed index, loudly, and the binary then reports UNPINNED.
+#
 #   vendor/deps.sh fetch OUT                      download + verify + unpack into OUT/src/<pkg>,
 #                                                 write OUT/versions.h
 #   vendor/deps.sh build OUT FLAVOR CC CFLAGS     compile every library with CC and CFLAGS into
@@ -9,7 +14,7 @@
 #   vendor/deps.sh print-lock NAME=VERSION SUITE  print deps.lock lines for a new pin
 #   vendor/deps.sh mirror                         print the Debian mirror this machine uses
 #
-# apt runs with a private configuration under OUT/apt: its source list is derived from the Debian
+# For that fallback apt runs with a private configuration under OUT/apt: its source list is derived from the Debian
 # mirrors this machine already uses (no host names live in the repository) and the system's apt
 # configuration and state are never touched. Both verbs are idempotent: a stamp records what was
 # done, and a second run with the same inputs returns at once.
@@ -95,15 +100,36 @@ apt_setup() {
 # Checks a downloaded file against its pin; prints nothing, returns non-zero on mismatch.
 check_sha() { [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
 
+# pool_path NAME FILE: the file's place in a Debian archive's pool.
+pool_path() {
+	local name=$1 prefix
+	case $name in lib?*) prefix=${name:0:4} ;; *) prefix=${name:0:1} ;; esac
+	echo "$prefix/$name/$2"
+}
+
+# get_pinned DIR NAME FILE SHA256: downloads one pinned file from the pool of any configured
+# mirror; apt-helper refuses it unless its sha256 is the pinned one.
+get_pinned() {
+	local dir=$1 name=$2 file=$3 sum=$4 kind uri url
+	while read -r kind uri; do
+		if [ "$kind" = main ]; then url=$uri/pool/main/$(pool_path "$name" "$file")
+		else url=$uri/pool/updates/main/$(pool_path "$name" "$file"); fi
+		if /usr/lib/apt/apt-helper download-file "$url" "$dir/$file" "SHA256:$sum" \
+			>>"$dir/$name.log" 2>&1; then
+			return 0
+		fi
+	done < <(mirror_uris | sort -u)
+	return 1
+}
+
 fetch() {
-	local out=$1 dl stamp pkgs p ver suite got f sum unpinned="" line
+	local out=$1 dl stamp pkgs p ver suite got f sum unpinned="" line missing
 	stamp=$(lock_hash)
 	if [ -e "$out/src/.stamp" ] && [ "$(cat "$out/src/.stamp")" = "$stamp" ]; then
 		return 0
 	fi
-	command -v apt-get >/dev/null || die "apt-get is required to fetch Debian source packages"
+	[ -x /usr/lib/apt/apt-helper ] || die "apt is required to fetch Debian source packages"
 	command -v dpkg-source >/dev/null || die "dpkg-source is required (package dpkg-dev)"
-	apt_setup "$out"
 	dl=$out/dl
 	rm -rf "$dl" "$out/src"
 	mkdir -p "$dl" "$out/src"
@@ -113,25 +139,22 @@ fetch() {
 	: > "$out/versions.env"
 	while read -r p ver suite; do
 		got=$ver
-		if ! (cd "$dl" && "${APT[@]}" source --download-only "$p=$ver" >"$dl/$p.log" 2>&1); then
-			say "WARNING: $p $ver (pinned) is no longer in the archive."
-			say "WARNING: to bump the pin: apt-cache showsrc $p, then vendor/deps.sh print-lock $p=NEWVERSION $suite"
+		missing=0
+		while read -r line; do
+			set -- $line
+			get_pinned "$dl" "$p" "$4" "$5" || { missing=1; break; }
+		done < <(lock_lines | awk -v p="$p" '$1 == p')
+		if [ $missing = 1 ]; then
+			say "WARNING: $p $ver (pinned) is no longer in the archive (or not with the pinned sha256)."
+			say "WARNING: to bump the pin: vendor/deps.sh print-lock $p=NEWVERSION $suite (apt-cache showsrc $p lists versions)"
 			say "WARNING: falling back to the current $p of $suite; 'meshd version' will say UNPINNED."
+			rm -f "$dl/${p}"_*
+			apt_setup "$out"
 			(cd "$dl" && "${APT[@]}" source --download-only "$p/$suite" >"$dl/$p.log" 2>&1) ||
 				{ cat "$dl/$p.log" >&2; die "$p: not in $suite either"; }
 			got=$(cd "$dl" && ls "${p}"_*.dsc | head -n1 | sed -e "s/^${p}_//" -e 's/\.dsc$//')
 			unpinned="$unpinned $p($ver->$got)"
 		fi
-		# Every pinned file that is present must match; when pinned, all must be present.
-		while read -r line; do
-			set -- $line
-			f=$4 sum=$5
-			if [ -e "$dl/$f" ]; then
-				check_sha "$dl/$f" "$sum" || die "$f: sha256 mismatch against vendor/deps.lock"
-			elif [ "$got" = "$ver" ]; then
-				die "$f: missing after download"
-			fi
-		done < <(lock_lines | awk -v p="$p" '$1 == p')
 		(cd "$dl" && dpkg-source -q -x "$(ls "${p}"_*.dsc | head -n1)" "$out/src/$p" >"$dl/$p.unpack.log" 2>&1) ||
 			{ cat "$dl/$p.unpack.log" >&2; die "$p: dpkg-source failed"; }
 		echo "$p $got" >> "$out/versions.env"
