@@ -8,54 +8,7 @@
 #include <unistd.h>
 
 #include "core/opt.h"
-
-static int opt_parse_u64(const char *s, uint64_t *out)
-{
-	uint64_t v = 0;
-
-	if (!*s)
-		return -1;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
-			return -1;
-		if (v > (UINT64_MAX - (uint64_t)(*s - '0')) / 10)
-			return -1;
-		v = v * 10 + (uint64_t)(*s - '0');
-	}
-	*out = v;
-	return 0;
-}
-
-int opt_parse_ms(const char *s, uint64_t *out)
-{
-	char digits[24];
-	size_t n = strspn(s, "0123456789");
-	uint64_t v, mul;
-	const char *unit = s + n;
-
-	if (n == 0 || n >= sizeof(digits))
-		return -1;
-	memcpy(digits, s, n);
-	digits[n] = '\0';
-	if (opt_parse_u64(digits, &v) < 0)
-		return -1;
-	if (strcmp(unit, "ms") == 0)
-		mul = 1;
-	else if (strcmp(unit, "s") == 0)
-		mul = 1000;
-	else if (strcmp(unit, "m") == 0)
-		mul = 60000;
-	else if (strcmp(unit, "h") == 0)
-		mul = 3600000;
-	else if (*unit == '\0' && v == 0)
-		mul = 1;
-	else
-		return -1;
-	if (v > UINT64_MAX / mul)
-		return -1;
-	*out = v * mul;
-	return 0;
-}
+#include "core/str.h"
 
 static int opt_bool_value(const char *s, int *out)
 {
@@ -84,12 +37,12 @@ static int opt_store(const struct opt *o, const char *val, const char *from,
 		*(const char **)o->dst = val;
 		return 0;
 	case OPT_U64:
-		if (opt_parse_u64(val, o->dst) == 0)
+		if (str_to_u64(str_from_cstr(val), o->dst) == 0)
 			return 0;
 		snprintf(err, errlen, "%s: expected a whole number, got \"%s\"", from, val);
 		return -1;
 	case OPT_MS:
-		if (opt_parse_ms(val, o->dst) == 0)
+		if (str_to_duration_ms(str_from_cstr(val), o->dst) == 0)
 			return 0;
 		snprintf(err, errlen, "%s: expected a duration like 500ms, 10s or 1m, got \"%s\"",
 		         from, val);

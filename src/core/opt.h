@@ -9,7 +9,7 @@
  * prints the usage. Anything unknown is an error.
  *
  * Values are checked when parsed: OPT_U64 strict decimal, OPT_MS a duration
- * ("250ms", "10s", "1m"), OPT_STR kept as a pointer into argv or environ
+ * ("250ms", "10s", "1m": str_to_duration_ms), OPT_STR kept as a pointer into argv or environ
  * (never copied: argv and environ outlive every subcommand).
  */
 #ifndef MESHD_CORE_OPT_H
@@ -60,8 +60,5 @@ void opt_usage(const struct opt_cmd *cmd, int fd);
  * (help shown) and -1 when it must exit with status 2.
  */
 int opt_parse_or_usage(const struct opt_cmd *cmd, int argc, char **argv);
-
-/* Parses a duration: digits followed by ms, s, m or h ("0" alone is 0). */
-int opt_parse_ms(const char *s, uint64_t *out);
 
 #endif

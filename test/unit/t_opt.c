@@ -81,19 +81,3 @@ TEST(bad_values_and_unknown_flags)
 	CHECK(strstr(err, "MESHD_COUNT") != NULL);
 	t_opt_reset();
 }
-
-TEST(durations)
-{
-	uint64_t v;
-
-	CHECK(opt_parse_ms("250ms", &v) == 0 && v == 250);
-	CHECK(opt_parse_ms("10s", &v) == 0 && v == 10000);
-	CHECK(opt_parse_ms("2m", &v) == 0 && v == 120000);
-	CHECK(opt_parse_ms("1h", &v) == 0 && v == 3600000);
-	CHECK(opt_parse_ms("0", &v) == 0 && v == 0);
-	CHECK(opt_parse_ms("", &v) == -1);
-	CHECK(opt_parse_ms("s", &v) == -1);
-	CHECK(opt_parse_ms("5d", &v) == -1);
-	CHECK(opt_parse_ms("-5s", &v) == -1);
-	CHECK(opt_parse_ms("99999999999999999h", &v) == -1);
-}
