@@ -51,10 +51,11 @@ build() {
 }
 
 check() {
-	local root tar n
-	root=$(mktemp -d /tmp/meshd-image.XXXXXX)
-	tar=$root.tar
-	trap 'rm -rf "$root" "$tar"' EXIT
+	local n
+	# global: the EXIT trap runs after this function has returned
+	img_root=$(mktemp -d /tmp/meshd-image.XXXXXX)
+	trap 'rm -rf "$img_root" "$img_root.tar"' EXIT
+	local root=$img_root tar=$img_root.tar
 	$engine save --format docker-archive -o "$tar" meshd:latest >/dev/null
 	mkdir -p "$root/img" "$root/rootfs"
 	tar -C "$root/img" -xf "$tar"
