@@ -53,6 +53,11 @@ static size_t mem_size_of(const void *ptr)
 	return size;
 }
 
+size_t mem_size(const void *ptr)
+{
+	return mem_size_of(ptr);
+}
+
 void *mem_alloc(size_t size)
 {
 	if (size > SIZE_MAX - MEM_HDR || mem_inject()) {

@@ -31,6 +31,11 @@ void mem_free(void *ptr);
  * dangles. */
 #define MEM_FREE(pp) do { mem_free(*(pp)); *(pp) = NULL; } while (0)
 
+/* The size requested when <ptr> (non-NULL, from this module) was allocated.
+ * Lets per-owner accounting (e.g. nghttp2's allocator hooks, which free
+ * without a size) charge and refund exact amounts. */
+size_t mem_size(const void *ptr);
+
 struct mem_stats {
 	uint64_t bytes;        /* bytes currently held by callers */
 	uint64_t blocks;       /* blocks currently held */

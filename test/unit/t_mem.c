@@ -16,6 +16,7 @@ TEST(alloc_free_accounting)
 	REQUIRE(p != NULL);
 	mem_get_stats(&during);
 	CHECK(during.bytes == before.bytes + 300);
+	CHECK(mem_size(p) == 300);
 	mem_free(p);
 	mem_get_stats(&after);
 	CHECK(after.bytes == before.bytes);
