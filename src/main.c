@@ -13,6 +13,7 @@
 
 #include "core/opt.h"
 #include "core/version.h"
+#include "init/init.h"
 
 struct main_cmd {
 	const char *name;
@@ -25,6 +26,7 @@ static int main_version(int argc, char **argv);
 /* Only subcommands that exist are listed: nothing here is a placeholder. */
 static const struct main_cmd main_cmds[] = {
 	{ "version", main_version, "print the versions of meshd and of every linked library" },
+	{ "init", init_main, "install the traffic redirection rules in a pod's network namespace or on a host" },
 };
 
 static void main_usage(int fd)
