@@ -65,12 +65,14 @@ $(OUT)/unit_tests: $(UNIT_OBJ) $(LIB_OBJ)
 	$(CC) $(OPT) -o $@ $^ $(LIBS) $(filter-out -s,$(LDFLAGS))
 
 fuzz: $(FUZZ_BIN)
+# libFuzzer declares the entry point itself
+$(OUT)/obj/test/fuzz/%.o: OBJ_CFLAGS := -Wno-missing-prototypes
 $(OUT)/fuzz_%: $(OUT)/obj/test/fuzz/fuzz_%.o $(LIB_OBJ)
 	$(CC) $(OPT) -o $@ $^ $(LIBS) $(LDFLAGS)
 
 $(OUT)/obj/%.o: %.c $(OUT)/gen/version-gen.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itest/unit -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(OBJ_CFLAGS) -Itest/unit -MMD -MP -c $< -o $@
 
 # Regenerated on every run, replaced only when its content changes, so a new commit
 # rebuilds one file and an unchanged tree rebuilds nothing.
