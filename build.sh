@@ -22,7 +22,7 @@ die() { echo "build.sh: $*" >&2; exit 1; }
 # Debian packages each verb needs (beyond a base system).
 pkgs_build="make gcc musl-tools dpkg-dev xz-utils file git ca-certificates"
 pkgs_test="iproute2 iptables nftables curl nghttp2-client python3 python3-h2 python3-grpcio
-           prometheus socat procps util-linux nginx-light"
+           prometheus socat procps util-linux nginx-light python3-grpc-tools"
 pkgs_sanitize="gcc"
 pkgs_fuzz="clang libclang-rt-14-dev"
 pkgs_bench="haproxy nginx-light wrk nghttp2-client"
@@ -63,6 +63,7 @@ build_musl() {
 	deps musl
 	make -s -j"$jobs" FLAVOR=musl all unit
 	make -s -j"$jobs" -C test/bench
+	make -s -j"$jobs" -C examples
 	say "build/meshd: $(stat -c %s build/meshd) bytes, $(file -b build/meshd | grep -o 'statically linked' || echo 'NOT static')"
 }
 
@@ -70,6 +71,7 @@ build_san() {
 	need $pkgs_build $pkgs_sanitize
 	deps host
 	make -s -j"$jobs" FLAVOR=san all unit
+	make -s -j"$jobs" -C examples CC=gcc DEPS=../build/deps/host SAN=1 OUT=../build/examples-san
 }
 
 cmd_test() {
@@ -84,6 +86,7 @@ cmd_test() {
 		build_san
 		need $pkgs_test
 		MESHD_BIN=$top/build/san/meshd UNIT_BIN=$top/build/san/unit_tests \
+			ABC_APP=$top/build/examples-san/abc-app \
 			ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 			test/run.sh
 	else
