@@ -10,7 +10,7 @@ OUT := build/$(FLAVOR)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes \
         -Wno-missing-field-initializers
-BASE := -std=gnu11 -D_GNU_SOURCE -DNGHTTP2_STATICLIB -fno-strict-aliasing $(WARN)
+BASE := -std=gnu11 -D_GNU_SOURCE -DNGHTTP2_STATICLIB -DYAML_DECLARE_STATIC -fno-strict-aliasing $(WARN)
 
 ifeq ($(FLAVOR),musl)
   CC := musl-gcc
@@ -41,7 +41,7 @@ endif
 GIT_COMMIT ?= $(shell git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
 
 CFLAGS := $(BASE) $(OPT) -Isrc -I$(DEPS)/include -I$(OUT)/gen $(EXTRA_CFLAGS)
-LIBS := -L$(DEPS)/lib -lnghttp2 -lev -lbearssl
+LIBS := -L$(DEPS)/lib -lnghttp2 -lev -lbearssl -lyaml
 
 LIB_SRC := $(sort $(wildcard src/core/*.c src/proxy/*.c src/controller/*.c src/inject/*.c \
                                 src/init/*.c src/cli/*.c))

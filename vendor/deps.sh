@@ -197,7 +197,7 @@ build() {
 	command -v "${cc%% *}" >/dev/null || die "compiler $cc not found"
 	rm -rf "$dst"
 	mkdir -p "$dst/lib" "$dst/include" "$dst/obj"
-	say "building bearssl, libev, nghttp2 ($flavor: $cc $cflags)"
+	say "building bearssl, libev, nghttp2, libyaml ($flavor: $cc $cflags)"
 
 	# BearSSL: its own Makefile is only "cc -c src/**/*.c" plus ar; do the same.
 	src=$out/src/bearssl
@@ -228,6 +228,15 @@ build() {
 	(cd "$src/lib" && compile_all "$cc" "$cflags -DHAVE_CONFIG_H -DBUILDING_NGHTTP2 -DNGHTTP2_STATICLIB \
 		-I$dst/obj/nghttp2-cfg -I. -I$dst/include" "$dst/obj/nghttp2" $(ls *.c))
 	archive "$dst/lib/libnghttp2.a" "$dst/obj/nghttp2"
+
+	# libyaml: the parser only is needed, but the library is small; all of src/.
+	src=$out/src/libyaml
+	v=$(sed -n 's/^libyaml \([0-9.]*\).*/\1/p' "$out/versions.env")
+	(cd "$src" && compile_all "$cc" "$cflags -w -DYAML_DECLARE_STATIC -DYAML_VERSION_MAJOR=${v%%.*} \
+		-DYAML_VERSION_MINOR=$(echo "$v" | cut -d. -f2) -DYAML_VERSION_PATCH=${v##*.} \
+		-DYAML_VERSION_STRING=\"$v\" -Iinclude" "$dst/obj/libyaml" $(ls src/*.c))
+	archive "$dst/lib/libyaml.a" "$dst/obj/libyaml"
+	cp "$src/include/yaml.h" "$dst/include/"
 
 	echo "$stamp" > "$dst/.stamp"
 }

@@ -8,6 +8,7 @@
 
 #include <ev.h>
 #include <nghttp2/nghttp2.h>
+#include <yaml.h>
 #ifdef __GLIBC__
 #include <gnu/libc-version.h>
 #endif
@@ -32,6 +33,8 @@ void version_print(int fd)
 	dprintf(fd, "  libev    %-12s (Debian source %s)\n", ev, MESHD_DEP_LIBEV_DEBIAN);
 	dprintf(fd, "  nghttp2  %-12s (Debian source %s)\n", h2->version_str,
 	        MESHD_DEP_NGHTTP2_DEBIAN);
+	dprintf(fd, "  libyaml  %-12s (Debian source %s)\n", yaml_get_version_string(),
+	        MESHD_DEP_LIBYAML_DEBIAN);
 #ifdef __GLIBC__
 	dprintf(fd, "  libc     glibc %s\n", gnu_get_libc_version());
 #else

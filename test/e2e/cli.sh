@@ -4,8 +4,8 @@
 M=$MESHD_BIN
 
 check_out "version names meshd and its commit" '^meshd [0-9]+\.[0-9]+\.[0-9]+.* \(commit [0-9a-f]{7,}' $M version
-check_out "version names bearssl, libev, nghttp2 and the libc" \
-	'bearssl .*libev +4\.33.*nghttp2 +1\.[0-9]+\.[0-9]+.*libc ' bash -c "$M version | tr '\n' ' '"
+check_out "version names bearssl, libev, nghttp2, libyaml and the libc" \
+	'bearssl .*libev +4\.33.*nghttp2 +1\.[0-9]+\.[0-9]+.*libyaml +0\.2\.5.*libc ' bash -c "$M version | tr '\n' ' '"
 check_fails "no command: usage on stderr, status 2" 2 $M
 check_out "no command prints the command list" 'commands:' $M
 check_fails "unknown command: status 2" 2 $M frobnicate
