@@ -22,7 +22,7 @@ die() { echo "build.sh: $*" >&2; exit 1; }
 # Debian packages each verb needs (beyond a base system).
 pkgs_build="make gcc musl-tools dpkg-dev xz-utils file git ca-certificates"
 pkgs_test="iproute2 iptables nftables curl nghttp2-client python3 python3-h2 python3-grpcio
-           prometheus socat procps util-linux nginx-light python3-grpc-tools"
+           prometheus socat procps util-linux nginx-light python3-grpc-tools python3-protobuf"
 pkgs_sanitize="gcc"
 pkgs_fuzz="clang libclang-rt-14-dev"
 pkgs_bench="haproxy nginx-light wrk nghttp2-client"
