@@ -13,7 +13,9 @@
 
 #include "core/opt.h"
 #include "core/version.h"
+#include "cli/demo.h"
 #include "init/init.h"
+#include "proxy/proxy_main.h"
 
 struct main_cmd {
 	const char *name;
@@ -27,6 +29,8 @@ static int main_version(int argc, char **argv);
 static const struct main_cmd main_cmds[] = {
 	{ "version", main_version, "print the versions of meshd and of every linked library" },
 	{ "init", init_main, "install the traffic redirection rules in a pod's network namespace or on a host" },
+	{ "proxy", proxy_main, "run the sidecar proxy (data plane)" },
+	{ "demo", demo_main, "run the A/B/C sample app in network-namespace pods, meshed, and show golden metrics" },
 };
 
 static void main_usage(int fd)

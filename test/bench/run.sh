@@ -8,10 +8,13 @@
 #   test/bench/run.sh --rounds 5 --duration 20 --contenders "direct haproxy"
 #
 # Options: --quick; --rounds N; --duration S (every measurement); --contenders
-# "direct haproxy nginx" (a subset; direct is required); --protos "h1 h2";
-# --out DIR (default build/bench); --keep (keep configs and logs). CPUs:
-# BENCH_CPU_LOAD (loadgen, default 0), BENCH_CPU_PROXY (both proxies,
-# default 1), BENCH_CPU_ORIGIN (default: the loadgen CPU).
+# "direct haproxy nginx meshd" (a subset; direct is required); --protos
+# "h1 h2"; --out DIR (default build/bench); --keep (keep configs and logs).
+# CPUs: BENCH_CPU_LOAD (loadgen, default 0), BENCH_CPU_PROXY (both proxies,
+# default 1), BENCH_CPU_ORIGIN (default: the loadgen CPU). meshd:
+# MESHD_BIN (default build/meshd; copied at the start, so a rebuild during
+# the run changes nothing), BENCH_MESHD_UID (the uid both meshd proxies run
+# as, default 2102; the redirect into proxy 1 skips it).
 #
 # What it measures, per contender and protocol (HTTP/1.1 keep-alive; h2c
 # prior knowledge between client and first hop):
@@ -34,8 +37,14 @@
 # Everything runs inside one network namespace created here (lo only),
 # deleted on exit together with every process started in it.
 #
-# Adding a contender (the meshd pair, when `meshd proxy` exists): write
-# c_<name>_avail and c_<name>_start (see the HAProxy pair), and add a row to
+# Correctness is checked in every run: a run with loadgen errors (connect,
+# 5xx, timeouts, protocol) or any non-2xx response marks its row FAILING in
+# the report; its figures are then not a measurement.
+#
+# Adding a contender: write c_<name>_avail and c_<name>_start (see the
+# HAProxy pair), optionally c_<name>_check (the path check's requests took
+# the intended path) and c_<name>_stop (undoes what start did besides
+# spawning processes; see the meshd pair for both), and add a row to
 # CONTENDER_TABLE below. Nothing else changes.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -64,6 +73,8 @@ out_dir=$top/build/bench
 cpu_load=${BENCH_CPU_LOAD:-0}       # loadgen
 cpu_origin=${BENCH_CPU_ORIGIN:-$cpu_load}
 cpu_proxy=${BENCH_CPU_PROXY:-1}     # both proxies of a pair
+meshd_bin=${MESHD_BIN:-$top/build/meshd}
+meshd_uid=${BENCH_MESHD_UID:-2102}
 lat_rate=1000
 sat_conns_h1=16; sat_conns_h2=4; sat_streams_h2=16
 lat_conns_h1=16; lat_conns_h2=4; lat_streams_h2=16
@@ -291,9 +302,9 @@ CONTENDER_TABLE=(
 	"direct   no proxy: loadgen -> origin"
 	"haproxy  HAProxy pair (nbthread 1 each, http mode, keep-alive, http-reuse always)"
 	"nginx    nginx pair (worker_processes 1 each, upstream keepalive)"
-#	"meshd    meshd pair (meshd proxy, one event loop each)"   <- when it exists
+	"meshd    meshd pair (meshd proxy, one event loop each; client sidecar outbound -> server sidecar inbound)"
 )
-LEFT_OUT=("meshd: left out, the meshd pair is not in CONTENDER_TABLE yet (it comes with a ready \`meshd proxy\`; no result is faked)")
+LEFT_OUT=()
 
 c_direct_avail() { return 0; }
 c_direct_start() {
@@ -384,6 +395,112 @@ c_nginx_start() {
 	wait_port 15451 && wait_port "$ENTRY"
 }
 
+# The meshd pair: loadgen -> meshd 1 (the client's sidecar, outbound
+# listener, explicit mode: routes by the request's authority) -> meshd 2
+# (the server's sidecar, inbound listener, explicit mode: --inbound-forward
+# to the origin) -> origin.
+#
+# loadgen's Host / :authority is always the address it connects to, so
+# loadgen is pointed at meshd 2's inbound address (127.0.0.1:15461, the
+# authority meshd 1 then routes to) and an nft rule in the namespace
+# redirects loadgen's connections to that port into meshd 1's outbound
+# listener (15460), as a pod's redirect rules capture its application's
+# traffic. Both proxies run as $meshd_uid, which the redirect skips, so
+# meshd 1's own connection to 15461 reaches meshd 2. Only that one flow
+# (loadgen <-> meshd 1) is tracked: everything else is NOTRACK, so that
+# conntrack costs meshd 1 what a pod's redirect costs its sidecar and no
+# more. The table exists only while the meshd pair runs (c_meshd_stop), so
+# the other contenders run without any netfilter hook in the namespace.
+MESHD_NFT_TABLE=meshd_bench
+meshd_nft() {
+	nsx nft -f - <<EOF
+table ip $MESHD_NFT_TABLE {
+	chain raw_out {
+		type filter hook output priority raw; policy accept;
+		tcp dport 15461 meta skuid != $meshd_uid accept
+		tcp sport 15460 accept
+		notrack
+	}
+	chain nat_out {
+		type nat hook output priority -100; policy accept;
+		tcp dport 15461 meta skuid != $meshd_uid redirect to :15460
+	}
+}
+EOF
+}
+meshd_nft_del() {
+	nsx nft list table ip $MESHD_NFT_TABLE >/dev/null 2>&1 || return 0
+	nsx nft delete table ip $MESHD_NFT_TABLE
+}
+
+c_meshd_avail() {
+	[ -x "$meshd_bin" ] || { echo "no meshd binary at $meshd_bin (make -s -j2 FLAVOR=musl all)"; return 1; }
+	command -v nft >/dev/null || { echo "nft not installed (Debian: nftables); it redirects loadgen into meshd 1"; return 1; }
+	command -v setpriv >/dev/null || { echo "setpriv not installed (Debian: util-linux)"; return 1; }
+	# a private copy: a rebuild of build/meshd during the run changes nothing
+	cp "$meshd_bin" "$work/meshd" && chmod 755 "$work/meshd" || { echo "cannot copy $meshd_bin"; return 1; }
+	"$work/meshd" proxy --help >/dev/null 2>&1 || { echo "$meshd_bin has no working 'proxy' command"; return 1; }
+	meshd_nft >/dev/null 2>&1 && meshd_nft_del || { echo "cannot install nft rules in the namespace: $(meshd_nft 2>&1 | head -n 2)"; return 1; }
+	return 0
+}
+
+# meshd_ready PORT: up to 5 s for 200 on the admin server's /ready.
+meshd_ready() {
+	local i
+	for i in $(seq 50); do
+		nsx bash -c "exec 3<>/dev/tcp/127.0.0.1/$1 &&
+			printf 'GET /ready HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n' >&3 &&
+			head -c 12 <&3" 2>/dev/null | grep -q ' 200' && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+c_meshd_start() {
+	local fwd=$O_H1
+	local -a as=(setpriv --reuid="$meshd_uid" --regid="$meshd_uid" --clear-groups)
+	[ "$1" = h2 ] && fwd=$O_H2
+	meshd_nft || return 1
+	spawn meshd2 "$cpu_proxy" "${as[@]}" "$work/meshd" proxy --mode explicit \
+		--inbound-addr 127.0.0.1:15461 --inbound-forward 127.0.0.1:$fwd \
+		--outbound-addr 127.0.0.1:15472 --admin-addr 127.0.0.1:15473
+	HOP2=$SPAWNED
+	spawn meshd1 "$cpu_proxy" "${as[@]}" "$work/meshd" proxy --mode explicit \
+		--outbound-addr 127.0.0.1:15460 --inbound-addr 127.0.0.1:15462 \
+		--admin-addr 127.0.0.1:15463
+	HOP1=$SPAWNED
+	ENTRY=15461
+	if [ "$1" = h1 ]; then
+		PATHNOTE="HTTP/1.1 on every hop; loadgen -> 127.0.0.1:15461 (meshd 2 inbound) redirected by nft into meshd 1 outbound (15460), which routes by the authority to meshd 2"
+	else
+		PATHNOTE="h2c on every hop (meshd keeps the protocol); loadgen -> 127.0.0.1:15461 (meshd 2 inbound) redirected by nft into meshd 1 outbound (15460), which routes by the :authority to meshd 2"
+	fi
+	meshd_ready 15473 && meshd_ready 15463
+}
+c_meshd_stop() { meshd_nft_del; }
+
+# meshd_responses PORT DIRECTION: the sum of response_total for DIRECTION
+# on the admin server at PORT.
+meshd_responses() {
+	nsx bash -c "exec 3<>/dev/tcp/127.0.0.1/$1 &&
+		printf 'GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n' >&3 &&
+		cat <&3" 2>/dev/null |
+	awk -v d="direction=\"$2\"" '/^response_total\{/ && index($0, d) { s += $NF } END { printf "%d\n", s }'
+}
+# c_meshd_check COMPLETED SENT: after the path check (loadgen sent SENT
+# requests and got COMPLETED responses): each proxy answered at least
+# COMPLETED and at most SENT (requests still in flight when loadgen stopped
+# may be answered or not), so the requests did cross meshd 1 (the redirect
+# works) and meshd 2.
+c_meshd_check() {
+	local a b
+	a=$(meshd_responses 15463 outbound); b=$(meshd_responses 15473 inbound)
+	[ -n "$a" ] && [ -n "$b" ] && [ "$a" -ge "$1" ] && [ "$a" -le "$2" ] &&
+		[ "$b" -ge "$1" ] && [ "$b" -le "$2" ] && return 0
+	echo "loadgen sent $2 requests and got $1 responses; meshd 1 outbound answered ${a:-?}, meshd 2 inbound ${b:-?}"
+	return 1
+}
+
 # ---------------------------------------------------------------------------
 # Measurements
 # ---------------------------------------------------------------------------
@@ -425,6 +542,18 @@ run_loadgen() {
 	return $rc
 }
 
+# bad_count FILE: errors_total + non_2xx of a loadgen JSON result; 1 when
+# the result is missing or unreadable (a crashed run is not a clean one).
+bad_count() {
+	local e n
+	e=$(jval "$1" errors_total 2>/dev/null); n=$(jval "$1" non_2xx 2>/dev/null)
+	[ -n "$e" ] && [ -n "$n" ] && echo $((e + n)) || echo 1
+}
+# err_note FILE: "errors E, non-2xx N" for the run log.
+err_note() {
+	echo "errors $(jval "$1" errors_total 2>/dev/null || true), non-2xx $(jval "$1" non_2xx 2>/dev/null || true)"
+}
+
 # cpu_us_per_req TICKS REQUESTS: microseconds of CPU per request.
 cpu_us_per_req() {
 	awk -v t="$1" -v n="$2" -v hz="$clk_tck" 'BEGIN{ if (n > 0) printf "%.1f", t / hz * 1e6 / n }'
@@ -440,9 +569,10 @@ log_run() {
 
 # measure ROUND CONTENDER PROTO
 measure() {
-	local r=$1 c=$2 p=$3 k="$2|$3" key flags lat c1 c2 c1b c2b n rc errs samp stop m1 m2
+	local r=$1 c=$2 p=$3 k="$2|$3" key flags lat c1 c2 c1b c2b n rc errs samp stop m1 m2 why
 	local n0=${#started[@]}
 	local -a a
+	CUR=$c
 	say "round $r: $c $p: starting"
 	"c_${c}_start" "$p"
 	rc=$?
@@ -451,6 +581,7 @@ measure() {
 	if [ $rc != 0 ]; then
 		say "$c $p: did not start: $(cat "$work"/*.log 2>/dev/null | tail -n 5)"
 		RUNLOG+=("| $r | $c | $p | start | FAILED | | | |")
+		R[$k|failed|$r]=1
 		stop_contender
 		return
 	fi
@@ -464,9 +595,21 @@ measure() {
 	fi
 	# smoke: the whole path answers 2xx
 	if ! timeout 20 ip netns exec "$NS" "$LG" --url "$url" $flags --closed --connections 1 \
-		--duration 0.3 --warmup 0 --json > "$work/smoke.json" 2> "$work/smoke.err"; then
+		--duration 0.3 --warmup 0 --json > "$work/smoke.json" 2> "$work/smoke.err" ||
+	   [ "$(bad_count "$work/smoke.json")" != 0 ]; then
 		say "$c $p: path check failed: $(cat "$work/smoke.err") $(cat "$work/smoke.json")"
 		RUNLOG+=("| $r | $c | $p | path check | FAILED | | | |")
+		R[$k|failed|$r]=1
+		stop_contender
+		return
+	fi
+	# c_X_check COMPLETED SENT, when X has one: did the requests take the
+	# intended path?
+	if declare -F "c_${c}_check" >/dev/null &&
+	   ! why=$("c_${c}_check" "$(jval "$work/smoke.json" all_completed)" "$(jval "$work/smoke.json" sent)"); then
+		say "$c $p: path check failed: $why"
+		RUNLOG+=("| $r | $c | $p | path check | FAILED: $why | | | |")
+		R[$k|failed|$r]=1
 		stop_contender
 		return
 	fi
@@ -479,9 +622,9 @@ measure() {
 	rc=$?
 	c1b=$(cpu_ticks $HOP1); c2b=$(cpu_ticks $HOP2)
 	n=$(jval "$work/$key.json" all_completed)
-	errs=$(jval "$work/$key.json" errors_total)
+	errs=$(err_note "$work/$key.json")
 	R[$k|sat_rps|$r]=$(jval "$work/$key.json" achieved_rps)
-	R[$k|sat_err|$r]=$errs
+	R[$k|sat_err|$r]=$(bad_count "$work/$key.json")
 	if [ -n "$HOP1" ] && [ -n "$n" ]; then
 		R[$k|sat_cpu1|$r]=$(cpu_us_per_req $((c1b - c1)) "$n")
 		R[$k|sat_cpu2|$r]=$(cpu_us_per_req $((c2b - c2)) "$n")
@@ -489,7 +632,7 @@ measure() {
 		R[$k|sat_core|$r]=$(awk -v t=$((c1b - c1 + c2b - c2)) -v hz="$clk_tck" -v w="$WALL" \
 			'BEGIN{ if (w > 0) printf "%.0f", t / hz / w * 100 }')
 	fi
-	log_run "$r" "$c" "$p" "saturation" "${R[$k|sat_rps|$r]:-?} req/s, errors ${errs:-?}, rc $rc"
+	log_run "$r" "$c" "$p" "saturation" "${R[$k|sat_rps|$r]:-?} req/s, $errs, rc $rc"
 
 	# (b)+(c) 1000 req/s
 	key=r$r-$c-$p-lat
@@ -500,17 +643,17 @@ measure() {
 	c1b=$(cpu_ticks $HOP1); c2b=$(cpu_ticks $HOP2)
 	n=$(jval "$work/$key.json" all_completed)
 	lat=($(jlat "$work/$key.json"))
-	errs=$(jval "$work/$key.json" errors_total)
+	errs=$(err_note "$work/$key.json")
 	R[$k|p50|$r]=${lat[0]:-}
 	R[$k|p99|$r]=${lat[2]:-}
 	R[$k|p999|$r]=${lat[3]:-}
 	R[$k|lat_rps|$r]=$(jval "$work/$key.json" achieved_rps)
-	R[$k|lat_err|$r]=$errs
+	R[$k|lat_err|$r]=$(bad_count "$work/$key.json")
 	if [ -n "$HOP1" ] && [ -n "$n" ]; then
 		R[$k|lat_cpu1|$r]=$(cpu_us_per_req $((c1b - c1)) "$n")
 		R[$k|lat_cpu2|$r]=$(cpu_us_per_req $((c2b - c2)) "$n")
 	fi
-	log_run "$r" "$c" "$p" "$lat_rate req/s" "p50 ${lat[0]:-?} us, p99 ${lat[2]:-?} us, achieved ${R[$k|lat_rps|$r]:-?}, errors ${errs:-?}"
+	log_run "$r" "$c" "$p" "$lat_rate req/s" "p50 ${lat[0]:-?} us, p99 ${lat[2]:-?} us, achieved ${R[$k|lat_rps|$r]:-?}, $errs"
 
 	# (d) RSS under 1000 req/s over 100 connections (proxies only)
 	if [ -n "$HOP1" ]; then
@@ -535,20 +678,22 @@ measure() {
 		read -r m1 m2 < "$work/rss.max"
 		R[$k|rss_load1|$r]=$m1
 		R[$k|rss_load2|$r]=$m2
-		errs=$(jval "$work/$key.json" errors_total)
+		R[$k|rss_err|$r]=$(bad_count "$work/$key.json")
 		log_run "$r" "$c" "$p" "RSS, $lat_rate req/s x $rss_conns conns" \
-			"proxy1 $(mib "$m1") MiB, proxy2 $(mib "$m2") MiB, errors ${errs:-?}"
+			"proxy1 $(mib "$m1") MiB, proxy2 $(mib "$m2") MiB, $(err_note "$work/$key.json")"
 	fi
 	stop_contender
 }
 
 # stop_contender: stops what the contender's start function spawned (OURS;
-# for nginx the masters, which take their workers down) and forgets it.
+# for nginx the masters, which take their workers down), forgets it, and
+# calls c_<CUR>_stop when the contender has one.
 stop_contender() {
 	local -a keep_started=()
 	local s x drop
+	[ ${#OURS[@]} -gt 0 ] && stop_pids "${OURS[@]}"
+	if declare -F "c_${CUR}_stop" >/dev/null; then "c_${CUR}_stop"; fi
 	[ ${#OURS[@]} -gt 0 ] || return 0
-	stop_pids "${OURS[@]}"
 	for s in "${started[@]}"; do
 		drop=0
 		for x in "${OURS[@]}"; do [ "$s" = "$x" ] && drop=1; done
@@ -569,7 +714,7 @@ tables() {
 	local key
 	for key in "${!R[@]}"; do printf '%s|%s\n' "$key" "${R[$key]}"; done |
 	awk -F'|' -v rounds="$rounds" -v protos="$only_protos" -v cs="${contenders[*]}" \
-		-v rate="$lat_rate" '
+		-v rate="$lat_rate" -v rssc="$rss_conns" '
 	{ v[$1, $2, $3, $4] = $5 }
 	function sortn(a, n,   i, j, t) {
 		for (i = 2; i <= n; i++) {
@@ -607,13 +752,35 @@ tables() {
 	function f(fmt, x) { return x == "" ? "–" : sprintf(fmt, x) }
 	function mb(x) { return x == "" ? "–" : sprintf("%.1f", x / 1024) }
 	function ratio(a, b) { return (a == "" || b == "" || b == 0) ? "–" : sprintf("%.2f", a / b) }
-	function flag(c, p,   r, s) {
-		s = ""
-		for (r = 1; r <= rounds; r++) {
-			if (v[c, p, "lat_err", r] + 0 > 0 || v[c, p, "sat_err", r] + 0 > 0) s = " (errors!)"
-			if ((c, p, "lat_rps", r) in v && v[c, p, "lat_rps", r] < 0.99 * rate) s = s " (rate < 99 %!)"
-		}
-		return s
+	# failing: some run of the row had errors or non-2xx, or the
+	# contender did not start / failed its path check
+	function failing(c, p,   r) {
+		for (r = 1; r <= rounds; r++)
+			if (v[c, p, "lat_err", r] + 0 > 0 || v[c, p, "sat_err", r] + 0 > 0 ||
+			    v[c, p, "rss_err", r] + 0 > 0 || v[c, p, "failed", r] + 0 > 0)
+				return 1
+		return 0
+	}
+	function short(c, p,   r) {
+		for (r = 1; r <= rounds; r++)
+			if ((c, p, "lat_rps", r) in v && v[c, p, "lat_rps", r] < 0.99 * rate) return 1
+		return 0
+	}
+	function flag(c, p,   s) {
+		s = failing(c, p) ? " (FAILING)" : ""
+		return short(c, p) ? s " (rate < 99 %!)" : s
+	}
+	# peak of the two proxies, KiB
+	function worst(c, p, m,   x, y) {
+		x = med(c, p, m "1"); y = med(c, p, m "2")
+		return (x == "" || y == "") ? "" : (x > y ? x : y)
+	}
+	# one row of the targets table: ratio or value against a bound
+	function target(p, what, val, shown, bound, le, fail) {
+		if (fail) { printf "| %s | %s | FAILING: not measured | no |\n", p, what; return }
+		if (val == "") { printf "| %s | %s | not measured | – |\n", p, what; return }
+		printf "| %s | %s | %s | %s |\n", p, what, shown,
+			(le ? val <= bound : val >= bound) ? "**yes**" : "**no**"
 	}
 	END {
 		nc = split(cs, C, " "); np = split(protos, P, " ")
@@ -643,6 +810,10 @@ tables() {
 		for (i = 1; i <= nc; i++) for (j = 1; j <= np; j++) {
 			c = C[i]; p = P[j]
 			if (c == "direct") continue
+			if (failing(c, p)) {
+				printf "| %s | %s | FAILING: not measured | | | | | | |\n", c, p
+				continue
+			}
 			printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", c, p,
 				ratio(med(c, p, "sat_rps"), med("haproxy", p, "sat_rps")),
 				ratio(pair(c, p, "sat_cpu"), pair("haproxy", p, "sat_cpu")),
@@ -651,6 +822,31 @@ tables() {
 				ratio(added(c, p, "p99"), added("haproxy", p, "p99")),
 				ratio(pair(c, p, "rss_idle"), pair("haproxy", p, "rss_idle")),
 				ratio(pair(c, p, "rss_load"), pair("haproxy", p, "rss_load"))
+		}
+		if (!(" " cs " " ~ / meshd /)) exit
+		print ""
+		print "## Targets of the meshd pair (issue 3)"
+		print ""
+		print "Throughput and CPU against the HAProxy pair of the same run and protocol (CPU: mean of the two proxies); RSS: the larger of the two proxies, in MB = 10^6 bytes (MiB above)."
+		print ""
+		print "| proto | target | measured | met |"
+		print "|---|---|---|---|"
+		for (j = 1; j <= np; j++) {
+			p = P[j]; fl = failing("meshd", p) || failing("haproxy", p)
+			x = med("meshd", p, "sat_rps"); y = med("haproxy", p, "sat_rps")
+			q = (x == "" || y == "" || y == 0) ? "" : x / y
+			target(p, "throughput ≥ 1.25 × HAProxy", q, sprintf("%.2f × (%.0f vs %.0f req/s)", q, x, y), 1.25, 0, fl)
+			x = pair("meshd", p, "sat_cpu"); y = pair("haproxy", p, "sat_cpu")
+			q = (x == "" || y == "" || y == 0) ? "" : x / y
+			target(p, "CPU/request at saturation ≤ 0.8 × HAProxy", q, sprintf("%.2f × (%.1f vs %.1f µs)", q, x, y), 0.8, 1, fl)
+			x = pair("meshd", p, "lat_cpu"); y = pair("haproxy", p, "lat_cpu")
+			q = (x == "" || y == "" || y == 0) ? "" : x / y
+			target(p, "CPU/request at " rate "/s ≤ 0.8 × HAProxy", q, sprintf("%.2f × (%.1f vs %.1f µs)", q, x, y), 0.8, 1, fl)
+			fl = failing("meshd", p)
+			x = worst("meshd", p, "rss_idle"); q = (x == "") ? "" : x * 1024 / 1e6
+			target(p, "idle RSS ≤ 2 MB per proxy", q, sprintf("%.2f MB", q), 2, 1, fl)
+			x = worst("meshd", p, "rss_load"); q = (x == "") ? "" : x * 1024 / 1e6
+			target(p, "RSS at " rate "/s × " rssc " connections ≤ 4 MB per proxy", q, sprintf("%.2f MB", q), 4, 1, fl)
 		}
 	}'
 }
@@ -663,6 +859,7 @@ report() {
 	echo "- command: \`$cmdline\` (rounds $rounds; saturation ${d_sat}s + ${w_sat}s warm-up, latency ${d_lat}s + ${w_lat}s, RSS ${d_rss}s + ${w_rss}s)"
 	echo "- machine: $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $ncpu CPUs, kernel $(uname -r)"
 	echo "- versions: $(haproxy -v 2>/dev/null | head -n1 | awk '{print "haproxy", $3}'), $(nginx -v 2>&1 | sed 's|.*nginx/|nginx |'), loadgen $(git describe --always --dirty 2>/dev/null || echo '?')"
+	[ -x "$work/meshd" ] && echo "- meshd: $("$work/meshd" version 2>/dev/null | head -n1) (copied from ${meshd_bin#$top/} at the start, sha256 $(sha256sum "$work/meshd" | cut -c1-12)), both proxies as uid $meshd_uid"
 	echo "- pinning: proxies on CPU $cpu_proxy; loadgen on CPU $cpu_load; origin (nginx, 1 worker, 1 KiB file) on CPU $cpu_origin"
 	echo "- $quiet_note"
 	for line in "${LEFT_OUT[@]}"; do echo "- $line"; done
@@ -673,7 +870,7 @@ report() {
 	echo "Latency: open loop at $lat_rate req/s, from the intended send time (h1 $lat_conns_h1 connections; h2 $lat_conns_h2 x $lat_streams_h2 streams); \"added\" = median over rounds of (pair − no proxy) in the same round."
 	echo "CPU: µs of CPU per request per proxy (proxy 1 / proxy 2); at $lat_rate req/s, µs per request ÷ 1000 = vCPU per 1000 req/s."
 	echo "RSS: MiB per proxy (proxy 1 / proxy 2; nginx = master + worker), idle after start, and the peak at $lat_rate req/s over $rss_conns connections."
-	echo "\"(errors!)\": some run of that row had errors; \"(rate < 99 %!)\": the $lat_rate req/s run fell short of its rate."
+	echo "\"(FAILING)\": some run of that row had loadgen errors or non-2xx responses, or the contender did not start or failed its path check: its figures are not a measurement; \"(rate < 99 %!)\": the $lat_rate req/s run fell short of its rate."
 	echo
 	tables
 	echo

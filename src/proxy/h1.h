@@ -1,0 +1,117 @@
+/*
+ * h1: request-level HTTP/1.1 forwarding, downstream server side plus the
+ * exchange logic that drives an upstream HTTP/1 connection from pool.c.
+ *
+ * One exchange at a time per downstream connection (pipelined requests
+ * wait, unread or in the input buffer, until the current response ends).
+ * An exchange:
+ *   request head parsed (core/http1, strict) ─► route ─► upstream from the
+ *   pool ─► rewritten head + body streamed up (chunked re-encoded, never
+ *   copied unless the upstream cannot take it now) ─► response head parsed
+ *   ─► rewritten head + body streamed down ─► metrics ─► upstream back to
+ *   the pool (or closed) ─► next request or close.
+ * 1xx interim responses are forwarded; a 101 to an Upgrade request turns
+ * the connection into an opaque tunnel (tcp.c). CONNECT is refused with
+ * 501 (core/http1's status for it). Errors the proxy makes up carry meshd-proxy-error (gRPC requests get
+ * a trailers-only 200 with grpc-status instead).
+ *
+ * Upstream kinds. The exchange reaches its upstream only through
+ * h1_up_*() callbacks and h1x.up; today the upstream is an HTTP/1
+ * connection (struct h1up). The HTTP/1-over-HTTP/2 upstream of DESIGN.md 4
+ * (meshd-orig-proto) is a second kind behind the same four points: send
+ * head, send body bytes, receive head, receive body.
+ */
+#ifndef MESHD_PROXY_H1_H
+#define MESHD_PROXY_H1_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/http1.h"
+#include "proxy/pxmetrics.h"
+#include "proxy/route.h"
+
+struct conn;
+struct h1up;
+
+/* Body framing progress of one direction. */
+struct h1body {
+	uint8_t kind;                /* enum http1_body of the input */
+	uint8_t out;                 /* H1_OUT_*: framing written */
+	uint8_t done;                /* whole body consumed */
+	uint8_t last_sent;           /* "0\r\n" written (chunked out) */
+	uint64_t remain;             /* HTTP1_BODY_LENGTH */
+	struct http1_chunked ch;     /* HTTP1_BODY_CHUNKED */
+};
+
+#define H1_OUT_ASIS    0  /* bytes as they come (content-length) */
+#define H1_OUT_CHUNKED 1  /* re-encoded chunks + trailers */
+#define H1_OUT_RAW     2  /* decoded data only, delimited by close */
+
+/* Exchange states. */
+enum h1_rst { H1R_HEAD = 0, H1R_BODY, H1R_DONE };
+enum h1_sst { H1S_NONE = 0, H1S_WAIT, H1S_BODY, H1S_DONE };
+
+/* h1x.flags */
+#define H1X_F_KEEPALIVE  0x0001 /* client wants the connection kept */
+#define H1X_F_UPGRADE    0x0002 /* request asked to upgrade */
+#define H1X_F_GRPC       0x0004 /* request content-type is gRPC */
+#define H1X_F_HEAD_SENT  0x0008 /* a final response head went down */
+#define H1X_F_CLOSE      0x0010 /* close the client after the response */
+#define H1X_F_SYNTH      0x0020 /* the response is the proxy's own */
+#define H1X_F_FAILED     0x0040 /* exchange failed (classification) */
+#define H1X_F_COUNTED    0x0080 /* request_total counted */
+#define H1X_F_ROUTING    0x0100 /* waiting for a pending route lookup */
+#define H1X_F_UP_DIRTY   0x0200 /* upstream must not be reused */
+#define H1X_F_HEAD_TMO   0x0400 /* header timer armed for this head */
+#define H1X_F_UP_KEEP    0x0800 /* response allows upstream reuse */
+
+struct h1x {
+	uint8_t rst;                 /* enum h1_rst */
+	uint8_t sst;                 /* enum h1_sst */
+	uint16_t flags;              /* H1X_F_* */
+	uint8_t method;              /* enum http1_method */
+	uint8_t version;             /* client's: 10 or 11 */
+	int16_t status;              /* final response status */
+	int16_t grpc;                /* grpc-status seen, -1 none */
+	size_t scan;                 /* request head bytes already scanned */
+	size_t rscan;                /* response head bytes already scanned */
+	uint64_t t0;                 /* ms: request head received */
+	uint64_t nreq;               /* requests on this connection */
+	struct h1body req, resp;
+	struct h1up *up;             /* bound upstream, or NULL */
+	struct pxm_http *m;          /* metrics of this exchange */
+	struct pxm_http *m_hint;     /* last bundle, reused when it matches */
+	struct route_wait rw;
+};
+
+/*
+ * Takes over a conn whose detection said HTTP/1 with the first bytes at
+ * <data>[<len>] (<from_in>: they are cli.in's content). Returns 0, or -1
+ * when the connection ended.
+ */
+int h1_start(struct conn *c, const char *data, size_t len, int from_in);
+
+/* Client endpoint events in CONN_ST_H1. */
+void h1_on_cli(struct conn *c, int revents);
+
+/* Timer events in CONN_ST_H1. */
+void h1_on_timeout(struct conn *c, int kind);
+
+/* Releases the exchange (upstream closed, not reused); from conn_close. */
+void h1_release(struct conn *c);
+
+/* Shutdown: close now when idle, else after the current response. */
+void h1_drain(struct conn *c);
+
+/* Runs pipelined input kept in cli.in (deferred work). */
+void h1_kick(void *arg);
+
+/* ---- called by pool.c for the bound upstream (the upstream seam) ---- */
+
+/* The upstream connect failed or timed out (<err> = -errno). */
+void h1_up_failed(struct conn *c, int err);
+/* Upstream socket events while bound and connected. */
+void h1_up_io(struct conn *c, int revents);
+
+#endif

@@ -1,0 +1,412 @@
+/*
+ * pxmetrics: proxy metric families and handle caches (see pxmetrics.h).
+ *
+ * IMPLEMENTATION NOTES
+ * Two chained hash tables (TCP bundles, HTTP bundles) keyed with a seeded
+ * FNV-1a over the key bytes, so a client choosing authorities cannot aim
+ * at one chain. Bundles live until pxmetrics_destroy; each holds one
+ * reference on each of its series, dropped there (the registry itself is
+ * freed by the owner afterwards).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "core/mem.h"
+#include "proxy/pxmetrics.h"
+
+#define PXM_TAB_SIZE 1024u
+
+static const char *const pxm_dir_str[2] = { "inbound", "outbound" };
+static const char *const pxm_peer_str[2] = { "src", "dst" };
+
+const char *pxmetrics_no_tls_reason(enum pxm_dir dir, enum pxm_peer peer)
+{
+	if (dir == PXM_INBOUND)
+		return peer == PXM_SRC ? "no_tls_from_remote" : "loopback";
+	return peer == PXM_SRC ? "loopback"
+	                       : "not_provided_by_service_discovery";
+}
+
+static uint64_t pxm_hash(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *s = p;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		h ^= s[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+static struct metrics_family *pxm_fam(struct metrics_registry *reg,
+                                      enum metrics_type type,
+                                      const char *name, const char *help,
+                                      const struct metrics_label *wl,
+                                      size_t nwl, char *err, size_t errlen)
+{
+	struct metrics_family_opts o;
+
+	memset(&o, 0, sizeof(o));
+	o.type = type;
+	o.name = name;
+	o.help = help;
+	o.const_labels = wl;
+	o.nconst_labels = nwl;
+	if (type == METRICS_HISTOGRAM) {
+		o.bounds = metrics_latency_ms_bounds;
+		o.nbounds = METRICS_LATENCY_MS_NBOUNDS;
+	}
+	o.max_series = PXM_MAX_ENTRIES;
+	return metrics_family_new(reg, &o, err, errlen);
+}
+
+int pxmetrics_init(struct pxmetrics *pm, struct metrics_registry *reg,
+                   const struct metrics_label *wl, size_t nwl,
+                   char *err, size_t errlen)
+{
+	struct timespec ts;
+
+	memset(pm, 0, sizeof(*pm));
+	pm->reg = reg;
+	if (getrandom(&pm->seed, sizeof(pm->seed), GRND_NONBLOCK) !=
+	    (ssize_t)sizeof(pm->seed)) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		pm->seed = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ULL;
+	}
+	pm->seed ^= 0xcbf29ce484222325ULL;
+	pm->tcp_tab = mem_calloc(PXM_TAB_SIZE, sizeof(*pm->tcp_tab));
+	pm->http_tab = mem_calloc(PXM_TAB_SIZE, sizeof(*pm->http_tab));
+	if (!pm->tcp_tab || !pm->http_tab) {
+		snprintf(err, errlen, "out of memory");
+		pxmetrics_destroy(pm);
+		return -1;
+	}
+	pm->f_req = pxm_fam(reg, METRICS_COUNTER, "request_total",
+	                    "Total count of HTTP requests.", wl, nwl, err,
+	                    errlen);
+	if (!pm->f_req)
+		return -1;
+	pm->f_resp = pxm_fam(reg, METRICS_COUNTER, "response_total",
+	                     "Total count of HTTP responses.", wl, nwl, err,
+	                     errlen);
+	if (!pm->f_resp)
+		return -1;
+	pm->f_lat = pxm_fam(reg, METRICS_HISTOGRAM, "response_latency_ms",
+	                    "Elapsed times between a request's headers being "
+	                    "received and its response's headers being "
+	                    "received.", wl, nwl, err, errlen);
+	if (!pm->f_lat)
+		return -1;
+	pm->f_open = pxm_fam(reg, METRICS_COUNTER, "tcp_open_total",
+	                     "Total count of opened connections.", wl, nwl,
+	                     err, errlen);
+	if (!pm->f_open)
+		return -1;
+	pm->f_close = pxm_fam(reg, METRICS_COUNTER, "tcp_close_total",
+	                      "Total count of closed connections.", wl, nwl,
+	                      err, errlen);
+	if (!pm->f_close)
+		return -1;
+	pm->f_conns = pxm_fam(reg, METRICS_GAUGE, "tcp_open_connections",
+	                      "Number of currently-open connections.", wl, nwl,
+	                      err, errlen);
+	if (!pm->f_conns)
+		return -1;
+	pm->f_rd = pxm_fam(reg, METRICS_COUNTER, "tcp_read_bytes_total",
+	                   "Total count of bytes read from peers.", wl, nwl,
+	                   err, errlen);
+	if (!pm->f_rd)
+		return -1;
+	pm->f_wr = pxm_fam(reg, METRICS_COUNTER, "tcp_write_bytes_total",
+	                   "Total count of bytes written to peers.", wl, nwl,
+	                   err, errlen);
+	if (!pm->f_wr)
+		return -1;
+	return 0;
+}
+
+void pxmetrics_destroy(struct pxmetrics *pm)
+{
+	unsigned i, j;
+
+	for (i = 0; pm->tcp_tab && i < PXM_TAB_SIZE; i++) {
+		struct pxm_tcp *t, *n;
+
+		for (t = pm->tcp_tab[i]; t; t = n) {
+			n = t->hnext;
+			metrics_series_put(t->open_total);
+			metrics_series_put(t->close_ok);
+			metrics_series_put(t->close_fail);
+			metrics_series_put(t->open_conns);
+			metrics_series_put(t->rd);
+			metrics_series_put(t->wr);
+			mem_free(t);
+		}
+	}
+	for (i = 0; pm->http_tab && i < PXM_TAB_SIZE; i++) {
+		struct pxm_http *h, *n;
+
+		for (h = pm->http_tab[i]; h; h = n) {
+			n = h->hnext;
+			metrics_series_put(h->req);
+			for (j = 0; j < h->nresp; j++)
+				metrics_series_put(h->resp[j].total);
+			for (j = 0; j < h->nlat; j++)
+				metrics_series_put(h->lat[j].hist);
+			mem_free(h);
+		}
+	}
+	MEM_FREE(&pm->tcp_tab);
+	MEM_FREE(&pm->http_tab);
+	pm->ntcp = pm->nhttp = 0;
+}
+
+static uint64_t pxm_addr_hash(uint64_t h, const struct sock_addr *a)
+{
+	h = pxm_hash(h, &a->sa.sa_family, sizeof(a->sa.sa_family));
+	if (a->sa.sa_family == AF_INET) {
+		h = pxm_hash(h, &a->sin.sin_addr, sizeof(a->sin.sin_addr));
+		return pxm_hash(h, &a->sin.sin_port, sizeof(a->sin.sin_port));
+	}
+	if (a->sa.sa_family == AF_INET6) {
+		h = pxm_hash(h, &a->sin6.sin6_addr, sizeof(a->sin6.sin6_addr));
+		return pxm_hash(h, &a->sin6.sin6_port,
+		                sizeof(a->sin6.sin6_port));
+	}
+	return h;
+}
+
+struct pxm_tcp *pxmetrics_tcp(struct pxmetrics *pm, enum pxm_dir dir,
+                              enum pxm_peer peer,
+                              const struct sock_addr *target)
+{
+	struct metrics_label l[6];
+	char ts[SOCK_ADDR_STRLEN];
+	struct pxm_tcp *t;
+	uint64_t h;
+	unsigned slot;
+
+	if (!pm->tcp_tab)
+		return NULL;
+	h = pm->seed ^ ((uint64_t)dir << 1 | peer);
+	h = pxm_addr_hash(pxm_hash(h, "t", 1), target);
+	slot = (unsigned)(h % PXM_TAB_SIZE);
+	for (t = pm->tcp_tab[slot]; t; t = t->hnext)
+		if (t->hash == h && t->dir == dir && t->peer == peer &&
+		    sock_addr_compare(&t->target, target) == 0)
+			return t;
+	if (pm->ntcp >= PXM_MAX_ENTRIES)
+		return NULL;
+	t = mem_calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->hash = h;
+	t->dir = (uint8_t)dir;
+	t->peer = (uint8_t)peer;
+	t->target = *target;
+	if (sock_addr_format(target, ts, sizeof(ts)) < 0)
+		ts[0] = '\0';
+	l[0] = (struct metrics_label){ "direction", pxm_dir_str[dir] };
+	l[1] = (struct metrics_label){ "peer", pxm_peer_str[peer] };
+	l[2] = (struct metrics_label){ "target_addr", ts };
+	l[3] = (struct metrics_label){ "tls", "no_identity" };
+	l[4] = (struct metrics_label){ "no_tls_reason",
+	                               pxmetrics_no_tls_reason(dir, peer) };
+	t->open_total = metrics_series_get(pm->f_open, l, 5);
+	t->open_conns = metrics_series_get(pm->f_conns, l, 5);
+	t->rd = metrics_series_get(pm->f_rd, l, 5);
+	t->wr = metrics_series_get(pm->f_wr, l, 5);
+	l[5] = (struct metrics_label){ "classification", "success" };
+	t->close_ok = metrics_series_get(pm->f_close, l, 6);
+	l[5].value = "failure";
+	t->close_fail = metrics_series_get(pm->f_close, l, 6);
+	t->hnext = pm->tcp_tab[slot];
+	pm->tcp_tab[slot] = t;
+	pm->ntcp++;
+	return t;
+}
+
+void pxmetrics_tcp_open(struct pxm_tcp *t)
+{
+	if (!t)
+		return;
+	metrics_counter_inc(t->open_total);
+	metrics_gauge_inc(t->open_conns);
+}
+
+void pxmetrics_tcp_close(struct pxm_tcp *t, int fail)
+{
+	if (!t)
+		return;
+	metrics_counter_inc(fail ? t->close_fail : t->close_ok);
+	metrics_gauge_dec(t->open_conns);
+}
+
+static int pxm_http_match(const struct pxm_http *h, enum pxm_dir dir,
+                          struct str auth, const struct sock_addr *target)
+{
+	if (h->dir != dir || h->auth_len != auth.len ||
+	    (auth.len && memcmp(h->auth, auth.p, auth.len) != 0))
+		return 0;
+	if (!target)
+		return !h->has_target;
+	return h->has_target && sock_addr_compare(&h->target, target) == 0;
+}
+
+static void pxm_http_labels(const struct pxm_http *h, struct metrics_label *l,
+                            size_t *n)
+{
+	size_t i = 0;
+
+	l[i++] = (struct metrics_label){ "direction", pxm_dir_str[h->dir] };
+	if (h->dir == PXM_OUTBOUND || h->pm->inbound_authority)
+		l[i++] = (struct metrics_label){ "authority", h->auth };
+	l[i++] = (struct metrics_label){ "target_addr", h->target_s };
+	l[i++] = (struct metrics_label){ "tls", "no_identity" };
+	l[i++] = (struct metrics_label){
+		"no_tls_reason",
+		pxmetrics_no_tls_reason((enum pxm_dir)h->dir,
+		                        h->dir == PXM_INBOUND ? PXM_SRC
+		                                              : PXM_DST) };
+	*n = i;
+}
+
+struct pxm_http *pxmetrics_http(struct pxmetrics *pm, struct pxm_http *hint,
+                                enum pxm_dir dir, struct str authority,
+                                const struct sock_addr *target)
+{
+	struct metrics_label l[8];
+	struct pxm_http *h;
+	uint64_t hv;
+	unsigned slot;
+	size_t n;
+
+	if (hint && pxm_http_match(hint, dir, authority, target))
+		return hint;
+	if (!pm->http_tab)
+		return NULL;
+	if (dir == PXM_INBOUND && !pm->inbound_authority)
+		authority = STR_NULL;
+	if (authority.len >= PXM_AUTH_MAX ||
+	    memchr(authority.p ? authority.p : "", 0, authority.len))
+		authority = STR_NULL;
+	hv = pxm_hash(pm->seed ^ dir, "h", 1);
+	hv = pxm_hash(hv, authority.p ? authority.p : "", authority.len);
+	if (target)
+		hv = pxm_addr_hash(hv, target);
+	slot = (unsigned)(hv % PXM_TAB_SIZE);
+	for (h = pm->http_tab[slot]; h; h = h->hnext)
+		if (h->hash == hv && pxm_http_match(h, dir, authority, target))
+			return h;
+	if (pm->nhttp >= PXM_MAX_ENTRIES)
+		return NULL;
+	h = mem_calloc(1, sizeof(*h));
+	if (!h)
+		return NULL;
+	h->pm = pm;
+	h->hash = hv;
+	h->dir = (uint8_t)dir;
+	if (authority.len)
+		memcpy(h->auth, authority.p, authority.len);
+	h->auth_len = authority.len;
+	if (target) {
+		h->has_target = 1;
+		h->target = *target;
+		if (sock_addr_format(target, h->target_s,
+		                     sizeof(h->target_s)) < 0)
+			h->target_s[0] = '\0';
+	}
+	pxm_http_labels(h, l, &n);
+	h->req = metrics_series_get(pm->f_req, l, n);
+	if (!h->req && authority.len) {
+		/* e.g. not UTF-8: count it without the authority */
+		mem_free(h);
+		return pxmetrics_http(pm, NULL, dir, STR_NULL, target);
+	}
+	h->hnext = pm->http_tab[slot];
+	pm->http_tab[slot] = h;
+	pm->nhttp++;
+	return h;
+}
+
+void pxmetrics_latency(struct pxm_http *h, int status, uint64_t ms)
+{
+	struct metrics_label l[8];
+	char st[8];
+	unsigned i;
+	size_t n;
+
+	if (!h)
+		return;
+	for (i = 0; i < h->nlat; i++)
+		if (h->lat[i].status == status) {
+			metrics_histogram_observe(h->lat[i].hist, ms);
+			return;
+		}
+	pxm_http_labels(h, l, &n);
+	snprintf(st, sizeof(st), "%d", status);
+	l[n++] = (struct metrics_label){ "status_code", st };
+	if (h->nlat < PXM_RESP_CACHE) {
+		h->lat[h->nlat].status = status;
+		h->lat[h->nlat].hist = metrics_series_get(h->pm->f_lat, l, n);
+		metrics_histogram_observe(h->lat[h->nlat].hist, ms);
+		h->nlat++;
+	} else {
+		/* rare: more statuses than cached slots; pay one lookup */
+		struct metrics_series *s = metrics_series_get(h->pm->f_lat, l, n);
+
+		metrics_histogram_observe(s, ms);
+		metrics_series_put(s);
+	}
+}
+
+void pxmetrics_response(struct pxm_http *h, int status, int grpc, int fail)
+{
+	struct metrics_label l[10];
+	char st[8], gs[12];
+	struct metrics_series *s;
+	unsigned i;
+	size_t n;
+
+	if (!h)
+		return;
+	for (i = 0; i < h->nresp; i++)
+		if (h->resp[i].status == status && h->resp[i].grpc == grpc &&
+		    h->resp[i].fail == fail) {
+			metrics_counter_inc(h->resp[i].total);
+			return;
+		}
+	pxm_http_labels(h, l, &n);
+	snprintf(st, sizeof(st), "%d", status);
+	l[n++] = (struct metrics_label){ "status_code", st };
+	l[n++] = (struct metrics_label){ "classification",
+	                                 fail ? "failure" : "success" };
+	if (grpc >= 0) {
+		snprintf(gs, sizeof(gs), "%d", grpc);
+		l[n++] = (struct metrics_label){ "grpc_status", gs };
+	}
+	s = metrics_series_get(h->pm->f_resp, l, n);
+	metrics_counter_inc(s);
+	if (h->nresp < PXM_RESP_CACHE) {
+		h->resp[h->nresp].status = status;
+		h->resp[h->nresp].grpc = grpc;
+		h->resp[h->nresp].fail = fail;
+		h->resp[h->nresp].total = s;
+		h->nresp++;
+	} else {
+		metrics_series_put(s);
+	}
+}
+
+int pxmetrics_is_failure(int status, int grpc, int error)
+{
+	if (error)
+		return 1;
+	if (grpc >= 0)
+		return grpc != 0;
+	return status >= 500;
+}

@@ -1,0 +1,157 @@
+/*
+ * pxmetrics: the proxy's metric families (Linkerd's names and labels,
+ * DESIGN.md section 5) and a cache of series handles so that the hot path
+ * does no label hashing.
+ *
+ * Families (each also carries the workload's constant labels):
+ *   request_total          counter   direction, authority, target_addr, tls,
+ *                                    no_tls_reason
+ *   response_total         counter   ... + status_code, classification,
+ *                                    grpc_status (only when the response
+ *                                    carried one)
+ *   response_latency_ms    histogram ... + status_code (time from request
+ *                                    head received to response head
+ *                                    received, milliseconds)
+ *   tcp_open_total, tcp_close_total (+ classification),
+ *   tcp_open_connections, tcp_read_bytes_total, tcp_write_bytes_total
+ *                                    direction, peer, target_addr, tls,
+ *                                    no_tls_reason
+ *
+ * Handles. pxmetrics_tcp() and pxmetrics_http() return a bundle for one
+ * label set, created on first use and cached for the life of the process
+ * (bounded by PXM_MAX_ENTRIES; past it they return NULL and the updates
+ * become no-ops, as the metrics registry does past its series cap). Callers
+ * keep the bundle pointer (per connection) and reuse it: the update
+ * functions are a few integer operations. Response series are cached inside
+ * the HTTP bundle per (status, grpc status, classification).
+ *
+ * Label values that are not valid (e.g. an authority that is not UTF-8) make
+ * the lookup fail: the request is still served, just not counted under that
+ * authority (the bundle is looked up again with an empty authority).
+ */
+#ifndef MESHD_PROXY_PXMETRICS_H
+#define MESHD_PROXY_PXMETRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/metrics.h"
+#include "core/sock.h"
+#include "core/str.h"
+
+#define PXM_MAX_ENTRIES 10000u
+#define PXM_RESP_CACHE 6
+#define PXM_AUTH_MAX 256       /* authority bytes kept in a cache key */
+#define PXM_MAX_WORKLOAD_LABELS 16
+
+enum pxm_dir { PXM_INBOUND = 0, PXM_OUTBOUND = 1 };
+enum pxm_peer { PXM_SRC = 0, PXM_DST = 1 };
+
+struct pxm_tcp {
+	struct metrics_series *open_total;    /* ro */
+	struct metrics_series *close_ok;      /* ro */
+	struct metrics_series *close_fail;    /* ro */
+	struct metrics_series *open_conns;    /* ro */
+	struct metrics_series *rd;            /* ro: tcp_read_bytes_total */
+	struct metrics_series *wr;            /* ro: tcp_write_bytes_total */
+	struct pxm_tcp *hnext;                /* private */
+	uint64_t hash;                        /* private */
+	uint8_t dir, peer;                    /* private */
+	struct sock_addr target;              /* private */
+};
+
+struct pxm_resp {
+	int status;                           /* private: key */
+	int grpc;                             /* private: key, -1 none */
+	int fail;                             /* private: key */
+	struct metrics_series *total;         /* private */
+};
+
+struct pxm_lat {
+	int status;
+	struct metrics_series *hist;
+};
+
+struct pxm_http {
+	struct metrics_series *req;           /* ro: request_total */
+	struct pxm_resp resp[PXM_RESP_CACHE]; /* private */
+	unsigned nresp;                       /* private */
+	struct pxm_lat lat[PXM_RESP_CACHE];   /* private */
+	unsigned nlat;                        /* private */
+	struct pxm_http *hnext;               /* private */
+	struct pxmetrics *pm;                 /* private */
+	uint64_t hash;                        /* private */
+	uint8_t dir;                          /* private */
+	int has_target;                       /* private */
+	struct sock_addr target;              /* private */
+	size_t auth_len;                      /* private */
+	char auth[PXM_AUTH_MAX];              /* private: NUL-terminated */
+	char target_s[SOCK_ADDR_STRLEN];      /* private */
+};
+
+struct pxmetrics {
+	struct metrics_registry *reg;         /* ro */
+	struct metrics_family *f_req, *f_resp, *f_lat;
+	struct metrics_family *f_open, *f_close, *f_conns, *f_rd, *f_wr;
+	int inbound_authority;                /* rw: label inbound authority */
+	uint64_t seed;                        /* private */
+	struct pxm_tcp **tcp_tab;             /* private: PXM_TAB_SIZE chains */
+	struct pxm_http **http_tab;           /* private */
+	unsigned ntcp, nhttp;                 /* private */
+};
+
+/*
+ * Creates the families in <reg> with the constant labels <wl>[<nwl>] (the
+ * workload's labels). Returns 0, or -1 with a reason in <err>.
+ */
+int pxmetrics_init(struct pxmetrics *pm, struct metrics_registry *reg,
+                   const struct metrics_label *wl, size_t nwl,
+                   char *err, size_t errlen);
+
+/* Frees the caches (the series belong to the registry). */
+void pxmetrics_destroy(struct pxmetrics *pm);
+
+/* The TCP bundle of (<dir>, <peer>, <target>), or NULL (see above). */
+struct pxm_tcp *pxmetrics_tcp(struct pxmetrics *pm, enum pxm_dir dir,
+                              enum pxm_peer peer,
+                              const struct sock_addr *target);
+
+/* Counts a connection opened / closed (with <fail> = 1 on error). */
+void pxmetrics_tcp_open(struct pxm_tcp *t);
+void pxmetrics_tcp_close(struct pxm_tcp *t, int fail);
+
+/*
+ * The HTTP bundle of (<dir>, <authority>, <target>), <target> NULL when no
+ * route was found. <hint> may be a bundle kept from an earlier request of
+ * the same connection: when it matches it is returned without any lookup.
+ */
+struct pxm_http *pxmetrics_http(struct pxmetrics *pm, struct pxm_http *hint,
+                                enum pxm_dir dir, struct str authority,
+                                const struct sock_addr *target);
+
+/* request_total += 1. */
+static inline void pxmetrics_request(struct pxm_http *h)
+{
+	if (h)
+		metrics_counter_inc(h->req);
+}
+
+/* Observes <ms> in response_latency_ms{status_code=<status>}. */
+void pxmetrics_latency(struct pxm_http *h, int status, uint64_t ms);
+
+/* response_total{status_code, classification, grpc_status} += 1;
+ * <grpc> < 0 means the response carried no grpc-status. */
+void pxmetrics_response(struct pxm_http *h, int status, int grpc, int fail);
+
+/*
+ * Classification rule (Linkerd's): failure when the exchange failed
+ * (<error> != 0: reset, truncated, proxy error), when <grpc> >= 0 and not
+ * 0 (OK), or, for a non-gRPC response, when <status> is 5xx. Returns 1 for
+ * failure.
+ */
+int pxmetrics_is_failure(int status, int grpc, int error);
+
+/* The no_tls_reason label of a (direction, peer) pair. */
+const char *pxmetrics_no_tls_reason(enum pxm_dir dir, enum pxm_peer peer);
+
+#endif

@@ -1,0 +1,209 @@
+#include <string.h>
+
+#include "harness.h"
+#include "core/buf.h"
+#include "core/metrics.h"
+#include "core/sock.h"
+#include "proxy/proxy_main.h"
+#include "proxy/pxmetrics.h"
+
+static struct sock_addr addr(const char *s)
+{
+	struct sock_addr a;
+	char err[64];
+
+	(void)sock_addr_parse(s, &a, err, sizeof(err));
+	return a;
+}
+
+/* Renders <r> and tells whether the exposition holds line <line>. */
+static int has_line(struct metrics_registry *r, const char *line)
+{
+	struct buf b;
+	const char *t;
+	int found = 0;
+
+	buf_init(&b, 1 << 20);
+	if (metrics_render(r, &b) == 0 && (t = buf_cstr(&b)) != NULL) {
+		const char *p = strstr(t, line);
+		size_t n = strlen(line);
+
+		while (p && !found) {
+			found = (p == t || p[-1] == '\n') && p[n] == '\n';
+			p = strstr(p + 1, line);
+		}
+		if (!found)
+			printf("#   missing: %s\n", line);
+	}
+	buf_free(&b);
+	return found;
+}
+
+TEST(tcp_bundles_cached_and_counted)
+{
+	static const struct metrics_label wl[] = { { "namespace", "ns" },
+	                                           { "pod", "p" } };
+	struct metrics_registry *r = metrics_registry_new();
+	struct pxmetrics pm;
+	struct sock_addr a = addr("10.0.0.1:80"), b = addr("10.0.0.2:80");
+	struct pxm_tcp *t1, *t2, *t3;
+	char err[128];
+
+	REQUIRE(r != NULL);
+	REQUIRE(pxmetrics_init(&pm, r, wl, 2, err, sizeof(err)) == 0);
+	t1 = pxmetrics_tcp(&pm, PXM_OUTBOUND, PXM_DST, &a);
+	t2 = pxmetrics_tcp(&pm, PXM_OUTBOUND, PXM_DST, &a);
+	t3 = pxmetrics_tcp(&pm, PXM_OUTBOUND, PXM_SRC, &a);
+	REQUIRE(t1 && t3);
+	CHECK(t1 == t2);
+	CHECK(t1 != t3);
+	CHECK(pxmetrics_tcp(&pm, PXM_OUTBOUND, PXM_DST, &b) != t1);
+	pxmetrics_tcp_open(t1);
+	pxmetrics_tcp_open(t1);
+	pxmetrics_tcp_close(t1, 1);
+	metrics_counter_add(t1->rd, 100);
+	CHECK(has_line(r, "tcp_open_total{namespace=\"ns\",pod=\"p\","
+	               "direction=\"outbound\",peer=\"dst\",target_addr="
+	               "\"10.0.0.1:80\",tls=\"no_identity\",no_tls_reason="
+	               "\"not_provided_by_service_discovery\"} 2"));
+	CHECK(has_line(r, "tcp_open_connections{namespace=\"ns\",pod=\"p\","
+	               "direction=\"outbound\",peer=\"dst\",target_addr="
+	               "\"10.0.0.1:80\",tls=\"no_identity\",no_tls_reason="
+	               "\"not_provided_by_service_discovery\"} 1"));
+	CHECK(has_line(r, "tcp_close_total{namespace=\"ns\",pod=\"p\","
+	               "direction=\"outbound\",peer=\"dst\",target_addr="
+	               "\"10.0.0.1:80\",tls=\"no_identity\",no_tls_reason="
+	               "\"not_provided_by_service_discovery\",classification="
+	               "\"failure\"} 1"));
+	CHECK(has_line(r, "tcp_read_bytes_total{namespace=\"ns\",pod=\"p\","
+	               "direction=\"outbound\",peer=\"dst\",target_addr="
+	               "\"10.0.0.1:80\",tls=\"no_identity\",no_tls_reason="
+	               "\"not_provided_by_service_discovery\"} 100"));
+	pxmetrics_destroy(&pm);
+	metrics_registry_free(r);
+}
+
+TEST(http_requests_responses_latency)
+{
+	struct metrics_registry *r = metrics_registry_new();
+	struct pxmetrics pm;
+	struct sock_addr a = addr("10.0.0.1:8080");
+	struct pxm_http *h, *h2, *none;
+	char err[128];
+
+	REQUIRE(r != NULL);
+	REQUIRE(pxmetrics_init(&pm, r, NULL, 0, err, sizeof(err)) == 0);
+	h = pxmetrics_http(&pm, NULL, PXM_OUTBOUND, STR_LIT("web:8080"), &a);
+	REQUIRE(h != NULL);
+	/* the hint is returned without a lookup when it matches */
+	CHECK(pxmetrics_http(&pm, h, PXM_OUTBOUND, STR_LIT("web:8080"), &a) == h);
+	h2 = pxmetrics_http(&pm, h, PXM_OUTBOUND, STR_LIT("api:8080"), &a);
+	CHECK(h2 != h);
+	CHECK(pxmetrics_http(&pm, NULL, PXM_OUTBOUND, STR_LIT("web:8080"),
+	                     &a) == h);
+	none = pxmetrics_http(&pm, NULL, PXM_OUTBOUND, STR_LIT("web:8080"),
+	                      NULL);
+	CHECK(none != h);
+	pxmetrics_request(h);
+	pxmetrics_request(h);
+	pxmetrics_request(h);
+	pxmetrics_latency(h, 200, 3);
+	pxmetrics_response(h, 200, -1, pxmetrics_is_failure(200, -1, 0));
+	pxmetrics_latency(h, 200, 7);
+	pxmetrics_response(h, 200, -1, pxmetrics_is_failure(200, -1, 0));
+	pxmetrics_latency(h, 200, 12);
+	pxmetrics_response(h, 200, 14, pxmetrics_is_failure(200, 14, 0));
+	pxmetrics_request(none);
+	pxmetrics_response(none, 503, -1, pxmetrics_is_failure(503, -1, 0));
+	CHECK(has_line(r, "request_total{direction=\"outbound\",authority="
+	               "\"web:8080\",target_addr=\"10.0.0.1:8080\",tls="
+	               "\"no_identity\",no_tls_reason=\"not_provided_by_service"
+	               "_discovery\"} 3"));
+	CHECK(has_line(r, "response_total{direction=\"outbound\",authority="
+	               "\"web:8080\",target_addr=\"10.0.0.1:8080\",tls="
+	               "\"no_identity\",no_tls_reason=\"not_provided_by_service"
+	               "_discovery\",status_code=\"200\",classification="
+	               "\"success\"} 2"));
+	CHECK(has_line(r, "response_total{direction=\"outbound\",authority="
+	               "\"web:8080\",target_addr=\"10.0.0.1:8080\",tls="
+	               "\"no_identity\",no_tls_reason=\"not_provided_by_service"
+	               "_discovery\",status_code=\"200\",classification="
+	               "\"failure\",grpc_status=\"14\"} 1"));
+	CHECK(has_line(r, "response_total{direction=\"outbound\",authority="
+	               "\"web:8080\",target_addr=\"\",tls=\"no_identity\","
+	               "no_tls_reason=\"not_provided_by_service_discovery\","
+	               "status_code=\"503\",classification=\"failure\"} 1"));
+	CHECK(has_line(r, "response_latency_ms_bucket{direction=\"outbound\","
+	               "authority=\"web:8080\",target_addr=\"10.0.0.1:8080\","
+	               "tls=\"no_identity\",no_tls_reason=\"not_provided_by_"
+	               "service_discovery\",status_code=\"200\",le=\"5\"} 1"));
+	CHECK(has_line(r, "response_latency_ms_count{direction=\"outbound\","
+	               "authority=\"web:8080\",target_addr=\"10.0.0.1:8080\","
+	               "tls=\"no_identity\",no_tls_reason=\"not_provided_by_"
+	               "service_discovery\",status_code=\"200\"} 3"));
+	pxmetrics_destroy(&pm);
+	metrics_registry_free(r);
+}
+
+TEST(inbound_authority_dropped_unless_asked)
+{
+	struct metrics_registry *r = metrics_registry_new();
+	struct pxmetrics pm;
+	struct sock_addr a = addr("127.0.0.1:8080");
+	struct pxm_http *h1, *h2;
+	char err[128];
+
+	REQUIRE(r != NULL);
+	REQUIRE(pxmetrics_init(&pm, r, NULL, 0, err, sizeof(err)) == 0);
+	/* any authority maps to one series: no cardinality from clients */
+	h1 = pxmetrics_http(&pm, NULL, PXM_INBOUND, STR_LIT("a"), &a);
+	h2 = pxmetrics_http(&pm, NULL, PXM_INBOUND, STR_LIT("b"), &a);
+	CHECK(h1 == h2);
+	pxmetrics_request(h1);
+	CHECK(has_line(r, "request_total{direction=\"inbound\",target_addr="
+	               "\"127.0.0.1:8080\",tls=\"no_identity\",no_tls_reason="
+	               "\"no_tls_from_remote\"} 1"));
+	pxmetrics_destroy(&pm);
+	metrics_registry_free(r);
+}
+
+TEST(failure_classification)
+{
+	CHECK(!pxmetrics_is_failure(200, -1, 0));
+	CHECK(!pxmetrics_is_failure(404, -1, 0));
+	CHECK(pxmetrics_is_failure(500, -1, 0));
+	CHECK(pxmetrics_is_failure(503, -1, 0));
+	CHECK(pxmetrics_is_failure(200, -1, 1));
+	CHECK(!pxmetrics_is_failure(200, 0, 0));
+	CHECK(pxmetrics_is_failure(200, 14, 0));
+	CHECK(pxmetrics_is_failure(200, 5, 0));
+	CHECK(!pxmetrics_is_failure(500, 0, 0)); /* gRPC status wins */
+}
+
+TEST(workload_labels_parse)
+{
+	struct metrics_label l[4];
+	char store[128], err[128];
+
+	CHECK(proxy_parse_labels("", l, 4, store, sizeof(store), err,
+	                         sizeof(err)) == 0);
+	REQUIRE(proxy_parse_labels("namespace=default, pod=web-1,deployment=web",
+	                           l, 4, store, sizeof(store), err,
+	                           sizeof(err)) == 3);
+	CHECK_STR(l[0].key, "namespace");
+	CHECK_STR(l[0].value, "default");
+	CHECK_STR(l[1].key, "pod");
+	CHECK_STR(l[1].value, "web-1");
+	CHECK_STR(l[2].value, "web");
+	CHECK(proxy_parse_labels("a=1,a=2", l, 4, store, sizeof(store), err,
+	                         sizeof(err)) < 0);
+	CHECK(proxy_parse_labels("=1", l, 4, store, sizeof(store), err,
+	                         sizeof(err)) < 0);
+	CHECK(proxy_parse_labels("1a=x", l, 4, store, sizeof(store), err,
+	                         sizeof(err)) < 0);
+	CHECK(proxy_parse_labels("a", l, 4, store, sizeof(store), err,
+	                         sizeof(err)) < 0);
+	CHECK(proxy_parse_labels("a=1,b=2,c=3,d=4,e=5", l, 4, store,
+	                         sizeof(store), err, sizeof(err)) < 0);
+	CHECK(proxy_parse_labels("a=1", l, 4, store, 3, err, sizeof(err)) < 0);
+}
