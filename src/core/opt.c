@@ -138,6 +138,25 @@ int opt_parse(const struct opt_cmd *cmd, int argc, char **argv,
 	return argc;
 }
 
+/* Prints a duration default in the largest unit that shows it exactly, in
+ * the syntax the flag accepts ("1h", "30s", "250ms"). */
+static void opt_print_ms(int fd, uint64_t ms)
+{
+	static const struct { uint64_t ms; const char *unit; } units[] = {
+		{ 3600000, "h" }, { 60000, "m" }, { 1000, "s" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (ms && ms % units[i].ms == 0) {
+			dprintf(fd, " (default %llu%s)",
+			        (unsigned long long)(ms / units[i].ms), units[i].unit);
+			return;
+		}
+	}
+	dprintf(fd, " (default %llums)", (unsigned long long)ms);
+}
+
 void opt_usage(const struct opt_cmd *cmd, int fd)
 {
 	char line[256], flag[64];
@@ -161,7 +180,7 @@ void opt_usage(const struct opt_cmd *cmd, int fd)
 		dprintf(fd, "%s", line);
 		switch (o->kind) {
 		case OPT_STR:
-			if (*(const char **)o->dst)
+			if (*(const char **)o->dst && **(const char **)o->dst)
 				dprintf(fd, " (default %s)", *(const char **)o->dst);
 			break;
 		case OPT_U64:
@@ -169,8 +188,7 @@ void opt_usage(const struct opt_cmd *cmd, int fd)
 			        (unsigned long long)*(uint64_t *)o->dst);
 			break;
 		case OPT_MS:
-			dprintf(fd, " (default %llums)",
-			        (unsigned long long)*(uint64_t *)o->dst);
+			opt_print_ms(fd, *(uint64_t *)o->dst);
 			break;
 		case OPT_BOOL:
 			break;
