@@ -1,11 +1,21 @@
 /*
- * mem: heap wrappers with accounting and failure injection, and object pools.
+ * mem: heap wrappers with accounting, failure injection and a small cache of
+ * freed blocks; object pools.
  *
  * IMPLEMENTATION NOTES
- * Each block carries a 16-byte header holding its size, so mem_free and
- * mem_realloc can keep the byte count exact without asking libc. The header
- * is 16 bytes (not 8) to keep the payload aligned for any type.
- * meshd runs one event loop per process, so the counters are plain globals.
+ * Each block carries a 16-byte header: the size the caller asked for (for
+ * exact accounting and mem_size) and the block's size class. The header is
+ * 16 bytes (not 8) to keep the payload aligned for any type.
+ *
+ * Size classes: requests up to MEM_CACHE_MAX bytes are rounded up to a power
+ * of two (at least 32) and, when freed, kept on a per-class free list instead
+ * of going back to libc. musl's allocator returns memory to the kernel
+ * eagerly (mmap/munmap on every cycle for blocks of a few KiB), which made a
+ * proxy that allocates per stream spend most of its CPU in the kernel; the
+ * cache turns that into a list pop. It is bounded: at most
+ * MEM_CACHE_BYTES bytes wait on the lists in total, the rest is freed, so an
+ * idle process keeps little. Larger requests go straight to libc.
+ * meshd runs one event loop per process, so the state is plain globals.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -13,10 +23,41 @@
 #include "core/mem.h"
 
 #define MEM_HDR 16
+#define MEM_CLASS_MIN_SHIFT 5                 /* 32 bytes */
+#define MEM_CLASS_MAX_SHIFT 16                /* 64 KiB */
+#define MEM_CACHE_MAX ((size_t)1 << MEM_CLASS_MAX_SHIFT)
+/* Sanitizer builds cache nothing: reusing blocks would hide use-after-free
+ * from AddressSanitizer. */
+#if defined(__SANITIZE_ADDRESS__)
+#define MEM_NO_CACHE 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MEM_NO_CACHE 1
+#endif
+#endif
+#ifdef MEM_NO_CACHE
+#define MEM_CACHE_BYTES ((size_t)0)
+#else
+#define MEM_CACHE_BYTES ((size_t)768 << 10)   /* bound on cached bytes */
+#endif
+#define MEM_NCLASS (MEM_CLASS_MAX_SHIFT - MEM_CLASS_MIN_SHIFT + 1)
+#define MEM_NO_CLASS 0xffu
+
+struct mem_hdr {
+	size_t size;      /* bytes the caller asked for */
+	uint32_t cls;     /* size class, or MEM_NO_CLASS */
+};
+
+/* A cached block's payload holds the link to the next one. */
+struct mem_free_block {
+	struct mem_free_block *next;
+};
 
 static struct mem_stats mem_stats_now;
 static uint64_t mem_fail_countdown; /* 0: no injection */
 static int mem_failing;
+static struct mem_free_block *mem_cache[MEM_NCLASS];
+static size_t mem_cached_bytes;
 
 /* Returns 1 when this allocation must fail because of injection. */
 static int mem_inject(void)
@@ -32,39 +73,93 @@ static int mem_inject(void)
 	return 0;
 }
 
-static void *mem_account(unsigned char *raw, size_t size)
+static struct mem_hdr *mem_hdr_of(const void *ptr)
 {
-	if (!raw) {
-		mem_stats_now.failures++;
-		return NULL;
-	}
-	memcpy(raw, &size, sizeof(size));
-	mem_stats_now.bytes += size;
-	mem_stats_now.blocks++;
-	mem_stats_now.total_allocs++;
-	return raw + MEM_HDR;
+	return (struct mem_hdr *)((unsigned char *)ptr - MEM_HDR);
 }
 
-static size_t mem_size_of(const void *ptr)
+/* The class of a request of <size> bytes, or MEM_NO_CLASS when too large. */
+static uint32_t mem_class_of(size_t size)
 {
-	size_t size;
+	uint32_t cls = 0;
+	size_t cap = (size_t)1 << MEM_CLASS_MIN_SHIFT;
 
-	memcpy(&size, (const unsigned char *)ptr - MEM_HDR, sizeof(size));
-	return size;
+	if (size > MEM_CACHE_MAX)
+		return MEM_NO_CLASS;
+	while (cap < size) {
+		cap <<= 1;
+		cls++;
+	}
+	return cls;
+}
+
+static size_t mem_class_size(uint32_t cls)
+{
+	return (size_t)1 << (cls + MEM_CLASS_MIN_SHIFT);
+}
+
+/* Gets raw storage for <size> payload bytes; fills the header. */
+static void *mem_get(size_t size)
+{
+	uint32_t cls = mem_class_of(size);
+	struct mem_hdr *h;
+
+	if (cls != MEM_NO_CLASS && mem_cache[cls]) {
+		struct mem_free_block *fb = mem_cache[cls];
+
+		mem_cache[cls] = fb->next;
+		mem_cached_bytes -= mem_class_size(cls);
+		h = mem_hdr_of(fb);
+	} else {
+		h = malloc((cls == MEM_NO_CLASS ? size : mem_class_size(cls)) + MEM_HDR);
+		if (!h)
+			return NULL;
+	}
+	h->size = size;
+	h->cls = cls;
+	return (unsigned char *)h + MEM_HDR;
+}
+
+/* Returns a block's storage to the cache or to libc. */
+static void mem_put(void *ptr)
+{
+	struct mem_hdr *h = mem_hdr_of(ptr);
+	uint32_t cls = h->cls;
+
+	if (cls != MEM_NO_CLASS &&
+	    mem_cached_bytes + mem_class_size(cls) <= MEM_CACHE_BYTES) {
+		struct mem_free_block *fb = ptr;
+
+		fb->next = mem_cache[cls];
+		mem_cache[cls] = fb;
+		mem_cached_bytes += mem_class_size(cls);
+		return;
+	}
+	free(h);
 }
 
 size_t mem_size(const void *ptr)
 {
-	return mem_size_of(ptr);
+	return mem_hdr_of(ptr)->size;
 }
 
 void *mem_alloc(size_t size)
 {
+	void *p;
+
 	if (size > SIZE_MAX - MEM_HDR || mem_inject()) {
 		mem_stats_now.failures++;
 		return NULL;
 	}
-	return mem_account(malloc(size + MEM_HDR), size);
+	p = mem_get(size);
+	if (!p) {
+		mem_stats_now.failures++;
+		return NULL;
+	}
+	mem_stats_now.bytes += size;
+	mem_stats_now.blocks++;
+	mem_stats_now.total_allocs++;
+	return p;
 }
 
 void *mem_calloc(size_t nmemb, size_t size)
@@ -83,8 +178,9 @@ void *mem_calloc(size_t nmemb, size_t size)
 
 void *mem_realloc(void *ptr, size_t size)
 {
-	unsigned char *raw;
+	struct mem_hdr *h;
 	size_t old;
+	void *np;
 
 	if (!ptr)
 		return mem_alloc(size);
@@ -96,16 +192,35 @@ void *mem_realloc(void *ptr, size_t size)
 		mem_stats_now.failures++;
 		return NULL;
 	}
-	old = mem_size_of(ptr);
-	raw = realloc((unsigned char *)ptr - MEM_HDR, size + MEM_HDR);
-	if (!raw) {
+	h = mem_hdr_of(ptr);
+	old = h->size;
+	/* still fits the block's class: nothing moves */
+	if (h->cls != MEM_NO_CLASS && size <= mem_class_size(h->cls)) {
+		h->size = size;
+		mem_stats_now.bytes = mem_stats_now.bytes - old + size;
+		return ptr;
+	}
+	if (h->cls == MEM_NO_CLASS && mem_class_of(size) == MEM_NO_CLASS) {
+		h = realloc(h, size + MEM_HDR);
+		if (!h) {
+			mem_stats_now.failures++;
+			return NULL;
+		}
+		h->size = size;
+		mem_stats_now.bytes = mem_stats_now.bytes - old + size;
+		mem_stats_now.total_allocs++;
+		return (unsigned char *)h + MEM_HDR;
+	}
+	np = mem_get(size);
+	if (!np) {
 		mem_stats_now.failures++;
 		return NULL;
 	}
-	memcpy(raw, &size, sizeof(size));
+	memcpy(np, ptr, old < size ? old : size);
+	mem_put(ptr);
 	mem_stats_now.bytes = mem_stats_now.bytes - old + size;
 	mem_stats_now.total_allocs++;
-	return raw + MEM_HDR;
+	return np;
 }
 
 char *mem_strndup(const char *s, size_t n)
@@ -129,14 +244,35 @@ void mem_free(void *ptr)
 {
 	if (!ptr)
 		return;
-	mem_stats_now.bytes -= mem_size_of(ptr);
+	mem_stats_now.bytes -= mem_hdr_of(ptr)->size;
 	mem_stats_now.blocks--;
-	free((unsigned char *)ptr - MEM_HDR);
+	mem_put(ptr);
+}
+
+int mem_cache_enabled(void)
+{
+	return MEM_CACHE_BYTES > 0;
+}
+
+void mem_trim(void)
+{
+	uint32_t cls;
+
+	for (cls = 0; cls < MEM_NCLASS; cls++) {
+		while (mem_cache[cls]) {
+			struct mem_free_block *fb = mem_cache[cls];
+
+			mem_cache[cls] = fb->next;
+			free(mem_hdr_of(fb));
+		}
+	}
+	mem_cached_bytes = 0;
 }
 
 void mem_get_stats(struct mem_stats *out)
 {
 	*out = mem_stats_now;
+	out->cached = mem_cached_bytes;
 }
 
 void mem_fail_after(uint64_t n)

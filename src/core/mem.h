@@ -3,7 +3,9 @@
  *
  * Every allocation in meshd goes through these wrappers so that tests can
  * make the Nth allocation fail (mem_fail_after) and so that the process can
- * report how many bytes and blocks it holds (mem_stats). Runtime objects that
+ * report how many bytes and blocks it holds (mem_stats). Freed blocks of up
+ * to 64 KiB are cached per size class (bounded), because musl's allocator
+ * hands small blocks back to the kernel on every cycle. Runtime objects that
  * come and go with connections or streams use a mem_pool: fixed-size slots, a
  * free list, and a hard cap on the number of live objects.
  *
@@ -41,9 +43,17 @@ struct mem_stats {
 	uint64_t blocks;       /* blocks currently held */
 	uint64_t total_allocs; /* allocations ever made (successful) */
 	uint64_t failures;     /* allocations refused (real or injected) */
+	uint64_t cached;       /* freed bytes kept for reuse (bounded) */
 };
 
 void mem_get_stats(struct mem_stats *out);
+
+/* Returns every cached free block to libc (e.g. before measuring, or when
+ * the process goes idle). */
+void mem_trim(void);
+/* 0 in sanitizer builds, which cache nothing (reuse would hide
+ * use-after-free from AddressSanitizer). */
+int mem_cache_enabled(void);
 
 /* Failure injection for tests: the <n>th allocation from now (1-based) and
  * every later one fail until mem_fail_reset(). <n> == 0 disables injection. */

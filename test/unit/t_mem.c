@@ -1,3 +1,4 @@
+#include <string.h>
 #include "harness.h"
 #include "core/mem.h"
 
@@ -79,4 +80,61 @@ TEST(pool_cap_and_reuse)
 	CHECK(pool.nfree == 1); /* keep = 1: the second was returned to the heap */
 	mem_pool_destroy(&pool);
 	CHECK(pool.nfree == 0);
+}
+
+TEST(cache_reuses_freed_blocks_within_bound)
+{
+	struct mem_stats st;
+	void *a, *b, *big[40];
+	int i;
+
+	mem_trim();
+	if (!mem_cache_enabled()) {
+		printf("# sanitizer build: the cache is off by design\n");
+		return;
+	}
+	a = mem_alloc(3000);
+	REQUIRE(a != NULL);
+	mem_free(a);
+	mem_get_stats(&st);
+	CHECK(st.cached == 4096); /* 3000 rounds up to the 4 KiB class */
+	b = mem_alloc(4000);      /* same class: the cached block comes back */
+	CHECK(b == a);
+	mem_get_stats(&st);
+	CHECK(st.cached == 0);
+	b = mem_realloc(b, 4096); /* still fits its class: does not move */
+	CHECK(b == a);
+	CHECK(mem_size(b) == 4096);
+	mem_free(b);
+	/* 40 blocks of 64 KiB: only what fits the cache bound is kept */
+	for (i = 0; i < 40; i++)
+		big[i] = mem_alloc(65536);
+	for (i = 0; i < 40; i++)
+		mem_free(big[i]);
+	mem_get_stats(&st);
+	CHECK(st.cached > 0 && st.cached <= (768u << 10));
+	mem_trim();
+	mem_get_stats(&st);
+	CHECK(st.cached == 0);
+}
+
+TEST(realloc_across_classes_and_large_blocks)
+{
+	char *p = mem_alloc(10);
+	size_t i;
+
+	REQUIRE(p != NULL);
+	memcpy(p, "0123456789", 10);
+	p = mem_realloc(p, 100000); /* class -> large */
+	REQUIRE(p != NULL);
+	CHECK(memcmp(p, "0123456789", 10) == 0);
+	for (i = 10; i < 100000; i++)
+		p[i] = (char)i;
+	p = mem_realloc(p, 200000); /* large -> large */
+	REQUIRE(p != NULL);
+	CHECK(p[99999] == (char)99999);
+	p = mem_realloc(p, 50); /* large -> class */
+	REQUIRE(p != NULL);
+	CHECK(memcmp(p, "0123456789", 10) == 0);
+	mem_free(p);
 }
