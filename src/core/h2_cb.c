@@ -63,6 +63,7 @@ static int h2_cb_begin_headers(nghttp2_session *ng, const nghttp2_frame *fr,
 	c->hb_bytes = 0;
 	c->hb_count = 0;
 	c->hb_overflow = 0;
+	c->hb_junk = 0;
 	if (fr->hd.type != NGHTTP2_HEADERS ||
 	    fr->headers.cat != NGHTTP2_HCAT_REQUEST || c->role != H2_SERVER)
 		return 0;
@@ -79,6 +80,30 @@ static int h2_cb_begin_headers(nghttp2_session *ng, const nghttp2_frame *fr,
 	return 0;
 }
 
+/* Multiple of max_header_list_size a block may decode past the cap before it
+ * is treated as a decompression bomb (see h2_cb_header). */
+#define H2_BOMB_FACTOR 4
+
+/* A header block decoded far past the cap: counted like an overflow (too
+ * many end the connection); the stream is dropped without an answer, since
+ * nghttp2 resets it. */
+static void h2_header_bomb(struct h2_conn *c, const nghttp2_frame *fr)
+{
+	struct h2_stream *s = h2_stream_find(c, fr->hd.stream_id);
+
+	h2_hb_release(c);
+	c->hb_overflow = 0; /* counted here, not again when the block ends */
+	c->header_overflows++;
+	if (s)
+		s->flags |= H2S_F_IGNORE | H2S_F_LOCAL_RST;
+	if (h2_rate_hit(&c->r_hdr_over, c->now, c->lim.window_ms,
+	                c->lim.max_header_overflows)) {
+		h2_fail(c, H2_ENHANCE_YOUR_CALM, "header_overflow");
+		return;
+	}
+	h2_glitch(c);
+}
+
 static int h2_cb_header(nghttp2_session *ng, const nghttp2_frame *fr,
                         nghttp2_rcbuf *name, nghttp2_rcbuf *value,
                         uint8_t flags, void *ud)
@@ -87,12 +112,24 @@ static int h2_cb_header(nghttp2_session *ng, const nghttp2_frame *fr,
 	size_t nb;
 
 	(void)ng;
-	(void)fr;
 	(void)flags;
-	if (c->hb_overflow)
-		return 0;
 	nb = nghttp2_rcbuf_get_buf(name).len + nghttp2_rcbuf_get_buf(value).len
 	     + 32;
+	if (c->hb_overflow) {
+		/* A block far past the cap is a decompression bomb, not a
+		 * client with big cookies: nghttp2 validates every decoded
+		 * value before this callback, which costs CPU in proportion
+		 * to the decoded size. Past H2_BOMB_FACTOR times the cap,
+		 * stop: nghttp2 then decodes the rest of the block without
+		 * validating it (HPACK state stays in sync) and resets the
+		 * stream. */
+		c->hb_junk += nb;
+		if (c->hb_junk > (uint64_t)H2_BOMB_FACTOR * c->lim.max_header_list_size) {
+			h2_header_bomb(c, fr);
+			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+		}
+		return 0;
+	}
 	c->hb_count++;
 	if (nb > c->lim.max_header_list_size - c->hb_bytes ||
 	    c->hb_count > c->lim.max_header_fields) {

@@ -108,6 +108,7 @@ struct h2_conn {
 	int32_t hb_id;
 	uint32_t hb_bytes, hb_count, hb_n;
 	int hb_overflow;
+	uint64_t hb_junk;           /* decoded bytes dropped since the overflow */
 	nghttp2_rcbuf **hb_rc;     /* 2 per kept field */
 	struct h2_header *hb_fields;
 	uint32_t hb_cap;
