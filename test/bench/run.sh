@@ -835,13 +835,13 @@ tables() {
 			p = P[j]; fl = failing("meshd", p) || failing("haproxy", p)
 			x = med("meshd", p, "sat_rps"); y = med("haproxy", p, "sat_rps")
 			q = (x == "" || y == "" || y == 0) ? "" : x / y
-			target(p, "throughput ≥ 1.25 × HAProxy", q, sprintf("%.2f × (%.0f vs %.0f req/s)", q, x, y), 1.25, 0, fl)
+			target(p, "throughput ≥ 1.25 × HAProxy", q, sprintf("%.3f × (%.0f vs %.0f req/s)", q, x, y), 1.25, 0, fl)
 			x = pair("meshd", p, "sat_cpu"); y = pair("haproxy", p, "sat_cpu")
 			q = (x == "" || y == "" || y == 0) ? "" : x / y
-			target(p, "CPU/request at saturation ≤ 0.8 × HAProxy", q, sprintf("%.2f × (%.1f vs %.1f µs)", q, x, y), 0.8, 1, fl)
+			target(p, "CPU/request at saturation ≤ 0.8 × HAProxy", q, sprintf("%.3f × (%.2f vs %.2f µs)", q, x, y), 0.8, 1, fl)
 			x = pair("meshd", p, "lat_cpu"); y = pair("haproxy", p, "lat_cpu")
 			q = (x == "" || y == "" || y == 0) ? "" : x / y
-			target(p, "CPU/request at " rate "/s ≤ 0.8 × HAProxy", q, sprintf("%.2f × (%.1f vs %.1f µs)", q, x, y), 0.8, 1, fl)
+			target(p, "CPU/request at " rate "/s ≤ 0.8 × HAProxy", q, sprintf("%.3f × (%.2f vs %.2f µs)", q, x, y), 0.8, 1, fl)
 			fl = failing("meshd", p)
 			x = worst("meshd", p, "rss_idle"); q = (x == "") ? "" : x * 1024 / 1e6
 			target(p, "idle RSS ≤ 2 MB per proxy", q, sprintf("%.2f MB", q), 2, 1, fl)
