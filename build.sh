@@ -25,7 +25,7 @@ pkgs_test="iproute2 iptables nftables curl nghttp2-client python3 python3-h2 pyt
            prometheus socat procps util-linux nginx-light python3-grpc-tools python3-protobuf"
 pkgs_sanitize="gcc"
 pkgs_fuzz="clang libclang-rt-14-dev"
-pkgs_bench="haproxy nginx-light wrk nghttp2-client"
+pkgs_bench="haproxy nginx-light wrk nghttp2-client nftables util-linux"
 pkgs_image="podman debootstrap"
 
 apt_updated=0
