@@ -117,6 +117,15 @@ static void *h2_mem_realloc(void *p, size_t n, void *ud)
 }
 
 /* Allocates <n> bytes charged to <c> (NULL past the cap). */
+/*
+ * Submit scratch, shared by every connection of the process: a submit
+ * fills it and hands it to nghttp2, which copies the fields before
+ * returning, and nothing runs in between (meshd has one loop per process),
+ * so one array serves all. Only the pages a submit touches become
+ * resident.
+ */
+nghttp2_nv h2_nv_scratch[H2_NV_MAX];
+
 void *h2_alloc(struct h2_conn *c, size_t n)
 {
 	return h2_mem_malloc(n, c);
@@ -545,16 +554,8 @@ struct h2_conn *h2_new(enum h2_role role, const struct h2_limits *lim,
 	c->r_glitch.start = c->now;
 	c->sc_preface = role == H2_SERVER ? NGHTTP2_CLIENT_MAGIC_LEN : 0;
 	c->hb_cap = c->lim.max_header_fields;
-	c->hb_rc = h2_alloc(c, 2 * sizeof(*c->hb_rc) * c->hb_cap);
-	c->hb_fields = h2_alloc(c, sizeof(*c->hb_fields) * c->hb_cap);
 	c->nv_cap = c->hb_cap + 8;
-	c->nv = h2_alloc(c, sizeof(*c->nv) * c->nv_cap);
-	if (!c->hb_rc || !c->hb_fields || !c->nv) {
-		if (err && errlen)
-			snprintf(err, errlen, "h2: out of memory");
-		h2_free(c);
-		return NULL;
-	}
+	c->nv = h2_nv_scratch;
 	if (h2_setup(c, err, errlen) != 0) {
 		h2_free(c);
 		return NULL;
@@ -566,17 +567,13 @@ void h2_free(struct h2_conn *c)
 {
 	if (!c)
 		return;
-	if (c->hb_rc)
-		h2_hb_release(c);
+	h2_hb_release(c);
 	/* nghttp2 frees through our hooks, which need <c> alive */
 	if (c->ng)
 		nghttp2_session_del(c->ng);
 	c->ng = NULL;
 	while (c->streams)
 		h2_stream_free(c, c->streams);
-	h2_dealloc(c, c->hb_rc);
-	h2_dealloc(c, c->hb_fields);
-	h2_dealloc(c, c->nv);
 	mem_free(c);
 }
 

@@ -44,6 +44,24 @@ void h2_hb_release(struct h2_conn *c)
 	for (i = 0; i < 2 * c->hb_n; i++)
 		nghttp2_rcbuf_decref(c->hb_rc[i]);
 	c->hb_n = 0;
+	h2_dealloc(c, c->hb_rc);
+	c->hb_rc = NULL;
+	c->hb_fields = NULL;
+}
+
+/* Makes the arrays of the block being collected (one allocation, charged
+ * to <c>); 0, or -1 when out of memory. */
+static int h2_hb_get(struct h2_conn *c)
+{
+	size_t per = 2 * sizeof(*c->hb_rc) + sizeof(*c->hb_fields);
+
+	if (c->hb_rc)
+		return 0;
+	c->hb_rc = h2_alloc(c, per * c->hb_cap);
+	if (!c->hb_rc)
+		return -1;
+	c->hb_fields = (struct h2_header *)(c->hb_rc + 2 * c->hb_cap);
+	return 0;
 }
 
 static int h2_ret(const struct h2_conn *c)
@@ -137,6 +155,8 @@ static int h2_cb_header(nghttp2_session *ng, const nghttp2_frame *fr,
 		h2_hb_release(c);
 		return 0;
 	}
+	if (h2_hb_get(c) != 0)
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
 	c->hb_bytes += (uint32_t)nb;
 	nghttp2_rcbuf_incref(name);
 	nghttp2_rcbuf_incref(value);
@@ -202,6 +222,9 @@ static void h2_header_overflow(struct h2_conn *c, const nghttp2_frame *fr,
 		s->flags |= H2S_F_IGNORE;
 }
 
+/* What an empty block's fields point at (never NULL for the owner). */
+static struct h2_header h2_no_fields[1];
+
 /* Delivers a completed header block: a head or trailers. */
 static void h2_headers_done(struct h2_conn *c, const nghttp2_frame *fr)
 {
@@ -244,7 +267,7 @@ static void h2_headers_done(struct h2_conn *c, const nghttp2_frame *fr)
 		}
 	}
 	if (!(s->flags & H2S_F_GOT_FINAL)) {
-		head.fields = c->hb_fields;
+		head.fields = c->hb_fields ? c->hb_fields : h2_no_fields;
 		head.nfields = nf;
 		if (c->role == H2_SERVER || head.status >= 200)
 			s->flags |= H2S_F_GOT_FINAL;
@@ -253,7 +276,9 @@ static void h2_headers_done(struct h2_conn *c, const nghttp2_frame *fr)
 		if (c->cb.on_head)
 			rv = c->cb.on_head(c->ctx, s->id, s->user, &head, end);
 	} else if (c->cb.on_trailers) {
-		rv = c->cb.on_trailers(c->ctx, s->id, s->user, c->hb_fields, nf);
+		rv = c->cb.on_trailers(c->ctx, s->id, s->user,
+		                       c->hb_fields ? c->hb_fields : h2_no_fields,
+		                       nf);
 	}
 	h2_hb_release(c);
 	if (rv) {

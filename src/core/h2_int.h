@@ -19,6 +19,9 @@
 
 /* Cap on earned WINDOW_UPDATE / PRIORITY credits (see h2_limits.c). */
 #define H2_CREDIT_MAX 10000u
+/* The most fields a submit can carry: the largest max_header_fields that
+ * h2_limits_sanitize lets through, plus the pseudo-headers. */
+#define H2_NV_MAX (10000u + 8u)
 
 /* Stream flags, one word per stream. */
 #define H2S_F_KNOWN      0x0001u /* owner knows it: on_stream_close owed */
@@ -109,10 +112,13 @@ struct h2_conn {
 	uint32_t hb_bytes, hb_count, hb_n;
 	int hb_overflow;
 	uint64_t hb_junk;           /* decoded bytes dropped since the overflow */
+	/* hb_rc and hb_fields exist only while a block is being collected
+	 * (h2_hb_get makes them, h2_hb_release frees them): an idle
+	 * connection does not hold ~5 KiB of arrays for its next block */
 	nghttp2_rcbuf **hb_rc;     /* 2 per kept field */
 	struct h2_header *hb_fields;
 	uint32_t hb_cap;
-	nghttp2_nv *nv;            /* submit scratch */
+	nghttp2_nv *nv;            /* submit scratch: h2_nv_scratch, shared */
 	uint32_t nv_cap;
 
 	/* frame scanner: sees every frame header before nghttp2 does */
@@ -150,6 +156,7 @@ void h2_on_rst_recv(struct h2_conn *c, struct h2_stream *s);
 
 /* h2_cb.c */
 extern const uint8_t h2_ga_opaque[8];
+extern nghttp2_nv h2_nv_scratch[H2_NV_MAX];
 void h2_cb_install(nghttp2_session_callbacks *cbs);
 void h2_hb_release(struct h2_conn *c);
 

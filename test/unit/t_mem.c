@@ -97,14 +97,16 @@ TEST(cache_reuses_freed_blocks_within_bound)
 	REQUIRE(a != NULL);
 	mem_free(a);
 	mem_get_stats(&st);
-	CHECK(st.cached == 4096); /* 3000 rounds up to the 4 KiB class */
-	b = mem_alloc(4000);      /* same class: the cached block comes back */
+	CHECK(st.cached == 3072); /* 3000 rounds up to the 3 KiB class */
+	b = mem_alloc(3072);      /* same class: the cached block comes back */
 	CHECK(b == a);
 	mem_get_stats(&st);
 	CHECK(st.cached == 0);
-	b = mem_realloc(b, 4096); /* still fits its class: does not move */
+	b = mem_realloc(b, 3050); /* still fits its class: does not move */
 	CHECK(b == a);
-	CHECK(mem_size(b) == 4096);
+	CHECK(mem_size(b) == 3050);
+	b = mem_realloc(b, 3073); /* the next class (3584): moves */
+	CHECK(mem_size(b) == 3073);
 	mem_free(b);
 	/* 40 blocks of 64 KiB: only what fits the cache bound is kept */
 	for (i = 0; i < 40; i++)
@@ -137,4 +139,45 @@ TEST(realloc_across_classes_and_large_blocks)
 	REQUIRE(p != NULL);
 	CHECK(memcmp(p, "0123456789", 10) == 0);
 	mem_free(p);
+}
+
+/* Every size up to the cache limit lands in a class that holds it and
+ * wastes at most a fifth of the block (the 16 KiB + 10 of nghttp2's output
+ * buffer must not take 32 KiB). */
+TEST(size_classes_hold_the_size_with_bounded_waste)
+{
+	struct mem_stats st0, st;
+	size_t size, prev = 0;
+	void *p;
+
+	mem_trim();
+	if (!mem_cache_enabled()) {
+		printf("# sanitizer build: the cache is off by design\n");
+		return;
+	}
+	for (size = 1; size <= 65536; size += (size < 4096 ? 1 : 7)) {
+		size_t block;
+
+		mem_get_stats(&st0);
+		p = mem_alloc(size);
+		REQUIRE(p != NULL);
+		mem_free(p);
+		mem_get_stats(&st);
+		block = st.cached - st0.cached;
+		mem_trim();
+		if (block < size || block < prev ||
+		    (size > 32 && block * 4 > size * 5 + 32)) {
+			CHECK(0 && "bad class");
+			printf("# size %zu -> block %zu (previous %zu)\n", size,
+			       block, prev);
+			return;
+		}
+		prev = block;
+	}
+	mem_get_stats(&st0);
+	p = mem_alloc(16384 + 10);
+	mem_free(p);
+	mem_get_stats(&st);
+	CHECK(st.cached - st0.cached == 20480);
+	mem_trim();
 }
