@@ -1794,6 +1794,7 @@ static void loadgen_usage(FILE *f)
 "usage: loadgen --url http://IP:PORT/PATH (--rate R | --closed) [flags]\n"
 "       loadgen --self-test\n"
 "  --url URL          target; the host must be an IP literal ([::1] for v6)\n"
+"  --authority A      Host / :authority to send (default: the --url's)\n"
 "  --rate R           open loop: R requests/s in total, sent at fixed\n"
 "                     intended times; latency counts from those times\n"
 "  --closed           closed loop (like wrk): each connection keeps one\n"
@@ -1925,6 +1926,7 @@ static int lg_parse_args(struct lg_cfg *cfg, int argc, char **argv,
 {
 	int i;
 	uint64_t u;
+	const char *authority = NULL;
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->conns = 10;
@@ -1976,6 +1978,8 @@ static int lg_parse_args(struct lg_cfg *cfg, int argc, char **argv,
 			return lg_bad("--%s needs a value", name);
 		if (!strcmp(name, "url")) {
 			cfg->url = v;
+		} else if (!strcmp(name, "authority")) {
+			authority = v;
 		} else if (!strcmp(name, "rate")) {
 			if (lg_parse_double(v, &cfg->rate, 0.001, 1e7) < 0)
 				return lg_bad("bad --rate %s", v);
@@ -2011,6 +2015,16 @@ static int lg_parse_args(struct lg_cfg *cfg, int argc, char **argv,
 		return lg_bad("%s", "--url is required");
 	if (lg_parse_url(cfg, cfg->url) < 0)
 		return -1;
+	if (authority) {
+		/* a sidecar's outbound listener routes by the authority, not
+		 * by the address it was reached at */
+		if (authority[0] == '\0' ||
+		    strlen(authority) >= sizeof(cfg->authority) ||
+		    strpbrk(authority, " \r\n\t/"))
+			return lg_bad("bad --authority %s", authority);
+		snprintf(cfg->authority, sizeof(cfg->authority), "%s",
+		         authority);
+	}
 	if (cfg->closed && cfg->rate > 0)
 		return lg_bad("%s", "--rate and --closed exclude each other");
 	if (!cfg->closed && cfg->rate <= 0)

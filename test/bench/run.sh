@@ -295,6 +295,7 @@ wait_port $O_H1 && wait_port $O_H2 || die "origin nginx did not start: $(cat "$w
 #   ENTRY      the port loadgen talks to (h1: HTTP/1.1, h2: h2c)
 #   HOP1 HOP2  the PIDs making up proxy 1 and proxy 2 ("" for no proxy)
 #   PATHNOTE   what each hop speaks, for the report
+#   AUTHORITY  optional: the Host / :authority loadgen sends (default: ENTRY's address)
 # c_X_avail prints why X cannot run and returns 1, or returns 0.
 # ---------------------------------------------------------------------------
 CONTENDER_TABLE=(
@@ -398,49 +399,16 @@ c_nginx_start() {
 # The meshd pair: loadgen -> meshd 1 (the client's sidecar, outbound
 # listener, explicit mode: routes by the request's authority) -> meshd 2
 # (the server's sidecar, inbound listener, explicit mode: --inbound-forward
-# to the origin) -> origin.
-#
-# loadgen's Host / :authority is always the address it connects to, so
-# loadgen is pointed at meshd 2's inbound address (127.0.0.1:15461, the
-# authority meshd 1 then routes to) and an nft rule in the namespace
-# redirects loadgen's connections to that port into meshd 1's outbound
-# listener (15460), as a pod's redirect rules capture its application's
-# traffic. Both proxies run as $meshd_uid, which the redirect skips, so
-# meshd 1's own connection to 15461 reaches meshd 2. Only that one flow
-# (loadgen <-> meshd 1) is tracked: everything else is NOTRACK, so that
-# conntrack costs meshd 1 what a pod's redirect costs its sidecar and no
-# more. The table exists only while the meshd pair runs (c_meshd_stop), so
-# the other contenders run without any netfilter hook in the namespace.
-MESHD_NFT_TABLE=meshd_bench
-meshd_nft() {
-	nsx nft -f - <<EOF
-table ip $MESHD_NFT_TABLE {
-	chain raw_out {
-		type filter hook output priority raw; policy accept;
-		tcp dport 15461 meta skuid != $meshd_uid accept
-		tcp sport 15460 accept
-		notrack
-	}
-	chain nat_out {
-		type nat hook output priority -100; policy accept;
-		tcp dport 15461 meta skuid != $meshd_uid redirect to :15460
-	}
-}
-EOF
-}
-meshd_nft_del() {
-	nsx nft list table ip $MESHD_NFT_TABLE >/dev/null 2>&1 || return 0
-	nsx nft delete table ip $MESHD_NFT_TABLE
-}
-
+# to the origin) -> origin. loadgen connects to meshd 1 and sends meshd 2's
+# address as the authority (--authority), as an application sends the name
+# of the service it calls to its sidecar: no redirect rule, so no netfilter
+# hook costs meshd anything the other pairs do not pay.
 c_meshd_avail() {
 	[ -x "$meshd_bin" ] || { echo "no meshd binary at $meshd_bin (make -s -j2 FLAVOR=musl all)"; return 1; }
-	command -v nft >/dev/null || { echo "nft not installed (Debian: nftables); it redirects loadgen into meshd 1"; return 1; }
 	command -v setpriv >/dev/null || { echo "setpriv not installed (Debian: util-linux)"; return 1; }
 	# a private copy: a rebuild of build/meshd during the run changes nothing
 	cp "$meshd_bin" "$work/meshd" && chmod 755 "$work/meshd" || { echo "cannot copy $meshd_bin"; return 1; }
 	"$work/meshd" proxy --help >/dev/null 2>&1 || { echo "$meshd_bin has no working 'proxy' command"; return 1; }
-	meshd_nft >/dev/null 2>&1 && meshd_nft_del || { echo "cannot install nft rules in the namespace: $(meshd_nft 2>&1 | head -n 2)"; return 1; }
 	return 0
 }
 
@@ -460,7 +428,6 @@ c_meshd_start() {
 	local fwd=$O_H1
 	local -a as=(setpriv --reuid="$meshd_uid" --regid="$meshd_uid" --clear-groups)
 	[ "$1" = h2 ] && fwd=$O_H2
-	meshd_nft || return 1
 	spawn meshd2 "$cpu_proxy" "${as[@]}" "$work/meshd" proxy --mode explicit \
 		--inbound-addr 127.0.0.1:15461 --inbound-forward 127.0.0.1:$fwd \
 		--outbound-addr 127.0.0.1:15472 --admin-addr 127.0.0.1:15473
@@ -469,15 +436,14 @@ c_meshd_start() {
 		--outbound-addr 127.0.0.1:15460 --inbound-addr 127.0.0.1:15462 \
 		--admin-addr 127.0.0.1:15463
 	HOP1=$SPAWNED
-	ENTRY=15461
+	ENTRY=15460 AUTHORITY=127.0.0.1:15461
 	if [ "$1" = h1 ]; then
-		PATHNOTE="HTTP/1.1 on every hop; loadgen -> 127.0.0.1:15461 (meshd 2 inbound) redirected by nft into meshd 1 outbound (15460), which routes by the authority to meshd 2"
+		PATHNOTE="HTTP/1.1 on every hop; loadgen -> meshd 1 outbound (15460) with Host 127.0.0.1:15461, which meshd 1 routes to meshd 2's inbound listener"
 	else
-		PATHNOTE="h2c on every hop (meshd keeps the protocol); loadgen -> 127.0.0.1:15461 (meshd 2 inbound) redirected by nft into meshd 1 outbound (15460), which routes by the :authority to meshd 2"
+		PATHNOTE="h2c on every hop (meshd keeps the protocol); loadgen -> meshd 1 outbound (15460) with :authority 127.0.0.1:15461, which meshd 1 routes to meshd 2's inbound listener"
 	fi
 	meshd_ready 15473 && meshd_ready 15463
 }
-c_meshd_stop() { meshd_nft_del; }
 
 # meshd_responses PORT DIRECTION: the sum of response_total for DIRECTION
 # on the admin server at PORT.
@@ -574,6 +540,7 @@ measure() {
 	local -a a
 	CUR=$c
 	say "round $r: $c $p: starting"
+	AUTHORITY=""
 	"c_${c}_start" "$p"
 	rc=$?
 	# what this contender spawned; stopped (and forgotten) when done
@@ -588,6 +555,7 @@ measure() {
 	NOTES[$k]=$PATHNOTE
 	url="http://127.0.0.1:$ENTRY/1k"
 	[ "$p" = h2 ] && flags="--h2" || flags=""
+	[ -n "$AUTHORITY" ] && flags="$flags --authority $AUTHORITY"
 	sleep 0.5
 	if [ -n "$HOP1" ]; then
 		R[$k|rss_idle1|$r]=$(rss_kib $HOP1)
