@@ -213,6 +213,9 @@ static void h1_count_response(struct conn *c, int status, int grpc,
 {
 	struct h1x *x = &c->h1;
 
+	/* failure accrual counts what the endpoint did: 5xx, broken
+	 * connections, timeouts */
+	svc_release(&x->lease, !(error || status >= 500));
 	if (!(x->flags & H1X_F_COUNTED))
 		return;
 	x->flags &= (uint16_t)~H1X_F_COUNTED;
@@ -233,6 +236,8 @@ void h1_release(struct conn *c)
 	if (x->flags & H1X_F_HEAD_SENT)
 		h1_count_response(c, x->status, x->grpc, 1);
 	x->flags &= (uint16_t)~H1X_F_COUNTED;
+	/* ended before any response: the client went, not the endpoint */
+	svc_release(&x->lease, 1);
 }
 
 /* The exchange cannot finish: the client connection goes. */
@@ -358,6 +363,7 @@ static int h1_begin_routed(struct conn *c, const struct http1_head *h,
 	unsigned rw = 0;
 	int err = 0;
 
+	x->lease = res->lease;
 	x->m = pxmetrics_http(&px->pm, x->m_hint, (enum pxm_dir)c->dir, auth,
 	                      addr);
 	pxmetrics_request(x->m);
@@ -397,7 +403,7 @@ static int h1_begin_routed(struct conn *c, const struct http1_head *h,
 	return 0;
 }
 
-static void h1_route_done(void *arg, const struct route_result *res);
+static void h1_route_done(void *arg, struct route_result *res);
 
 /*
  * Handles a complete request head of <hl> bytes at <data>. Sets *<used> to
@@ -456,7 +462,7 @@ static int h1_head(struct conn *c, const char *data, size_t hl,
 }
 
 /* A pending lookup answered: parse the kept head again and go on. */
-static void h1_route_done(void *arg, const struct route_result *res)
+static void h1_route_done(void *arg, struct route_result *res)
 {
 	struct conn *c = arg;
 	struct h1x *x = &c->h1;
@@ -465,13 +471,16 @@ static void h1_route_done(void *arg, const struct route_result *res)
 	const char *data = buf_data(&c->cli.in);
 	int r;
 
-	if (conn_closed(c) || !(x->flags & H1X_F_ROUTING))
+	if (conn_closed(c) || !(x->flags & H1X_F_ROUTING)) {
+		svc_release(&res->lease, 1);
 		return;
+	}
 	x->flags &= (uint16_t)~H1X_F_ROUTING;
 	http1_head_init(&h, h1_hdrs, c->px->cfg.max_headers);
 	r = http1_parse_request(data, buf_len(&c->cli.in), &c->px->cfg.h1lim,
 	                        &h);
 	if (r <= 0) {
+		svc_release(&res->lease, 1);
 		conn_close(c, 1, 0);
 		return;
 	}

@@ -83,6 +83,7 @@ struct h1x {
 	struct pxm_http *m;          /* metrics of this exchange */
 	struct pxm_http *m_hint;     /* last bundle, reused when it matches */
 	struct route_wait rw;
+	struct svc_lease lease;      /* the balancer's endpoint, or empty */
 };
 
 /*

@@ -103,6 +103,7 @@ struct h2s {
 	int grpc;
 	unsigned flags;
 	struct pxm_http *m;
+	struct svc_lease lease;  /* the balancer's endpoint, or empty */
 };
 
 /* h2d.tmode: what the conn timer is armed for */
@@ -222,6 +223,8 @@ static void h2dir_free(struct h2dir *dir)
 
 static void h2s_free(struct h2s *s, struct proxy *px)
 {
+	/* still leased: the stream ended without a response */
+	svc_release(&s->lease, 1);
 	h2dir_free(&s->req);
 	h2dir_free(&s->resp);
 	mem_pool_put(&h2side_of(px)->s_pool, s);
@@ -389,6 +392,9 @@ static int h2side_grpc_status(const struct h2_header *f, size_t n)
 /* Counts the response of <s> once (at the end of its downstream stream). */
 static void h2s_count(struct h2s *s, int error)
 {
+	if (s->flags & H2S_F_HEAD_SENT)
+		svc_release(&s->lease, !(error || (s->flags & H2S_F_FAILED) ||
+		                         s->status >= 500));
 	if (!(s->flags & H2S_F_COUNTED) || !(s->flags & H2S_F_HEAD_SENT))
 		return;
 	s->flags &= ~H2S_F_COUNTED;
@@ -895,9 +901,10 @@ static void h2d_route(struct h2d *d, struct h2s *s,
 	q.orig_dst = (c->flags & CONN_F_HAS_ORIG) ? &c->orig : NULL;
 	q.local = &c->local;
 	q.authority = auth;
-	/* h2side answers at once; asynchronous sources are HTTP/1 only for
-	 * now (documented in docs/proxy.md) */
+	/* h2side does not wait for a name being resolved yet (HTTP/1 does):
+	 * such a request is answered 503 (documented in docs/proxy.md) */
 	(void)route_resolve(&px->cfg.route, &q, &res, NULL, NULL, NULL);
+	s->lease = res.lease;
 	s->m = pxmetrics_http(&px->pm, NULL, (enum pxm_dir)c->dir, auth,
 	                      res.status ? NULL : &res.ep[0].addr);
 	pxmetrics_request(s->m);

@@ -99,19 +99,86 @@ static int route_inbound(const struct route_cfg *rc,
 	return ROUTE_DONE;
 }
 
+static void route_dst_done(void *arg, struct dst_target *t,
+                           enum dst_result r);
+
+/*
+ * Outbound HTTP to a name, with a destination service: asks the service's
+ * balancer. Returns ROUTE_DONE with <res> filled, ROUTE_PENDING with <w>
+ * armed, or -1 when the name is not the controller's (unknown, or no
+ * answer in time): the caller then falls back to the static sources.
+ */
+static int route_svc(const struct route_cfg *rc, const struct route_query *q,
+                     struct route_result *res, struct route_wait *w,
+                     const char **why)
+{
+	enum svc_res r;
+
+	r = svc_pick(rc->svcs, q->authority, &res->lease, w ? &w->dw : NULL,
+	             w ? route_dst_done : NULL, w);
+	switch (r) {
+	case SVC_PICKED:
+		route_one(res, &res->lease.addr,
+		          res->lease.hint == DST_HINT_H2 ? ROUTE_HINT_H2 :
+		          res->lease.hint == DST_HINT_OPAQUE ? ROUTE_HINT_OPAQUE :
+		          ROUTE_HINT_NONE);
+		return ROUTE_DONE;
+	case SVC_PENDING:
+		if (!w) {
+			route_fail(res, 503, "the service's name is being "
+			           "resolved");
+			return ROUTE_DONE;
+		}
+		w->armed = 1;
+		w->rc = rc;
+		w->q = *q;
+		return ROUTE_PENDING;
+	case SVC_UNKNOWN:
+		*why = "no route: the destination service does not know "
+		       "this name";
+		return -1;
+	case SVC_FAILED:
+		*why = "no route: the destination service did not answer";
+		return -1;
+	case SVC_NO_ENDPOINTS:
+		route_fail(res, 503, "the service has no endpoints");
+		return ROUTE_DONE;
+	case SVC_UNAVAILABLE:
+		route_fail(res, 503, "every endpoint of the service is "
+		           "failing (circuit breaker open)");
+		return ROUTE_DONE;
+	case SVC_ERROR:
+		break;
+	}
+	route_fail(res, 503, "out of memory");
+	return ROUTE_DONE;
+}
+
 int route_resolve(const struct route_cfg *rc, const struct route_query *q,
                   struct route_result *res, struct route_wait *w,
                   route_done_fn cb, void *arg)
 {
+	const char *why = NULL;
 	struct sock_addr a;
 	int rc2;
 
-	/* Every source today answers at once; a discovery source will arm
-	 * <w> and return ROUTE_PENDING. */
-	(void)cb;
-	(void)arg;
-	if (w)
+	memset(&res->lease, 0, sizeof(res->lease));
+	if (w) {
 		w->armed = 0;
+		w->cb = cb;
+		w->arg = arg;
+	}
+	/* a name goes to the destination service first, also in transparent
+	 * mode: the original destination is only the fallback */
+	if (q->dir == ROUTE_OUTBOUND && q->http && rc->svcs &&
+	    q->authority.len &&
+	    route_authority_addr(q->authority, 80, &a) == -ENOENT) {
+		rc2 = route_svc(rc, q, res, w, &why);
+		if (rc2 == ROUTE_PENDING)
+			return ROUTE_PENDING;
+		if (rc2 == ROUTE_DONE)
+			goto done;
+	}
 	if (q->dir == ROUTE_INBOUND) {
 		route_inbound(rc, q, res);
 	} else if (rc->transparent && q->orig_dst) {
@@ -129,22 +196,47 @@ int route_resolve(const struct route_cfg *rc, const struct route_query *q,
 	} else {
 		rc2 = route_authority_addr(q->authority, 80, &a);
 		if (rc2 == -ENOENT)
-			route_fail(res, 503, "no route: name resolution needs "
-			           "the destination service");
+			route_fail(res, 503, why ? why : "no route: name "
+			           "resolution needs the destination service");
 		else if (rc2 < 0)
 			route_fail(res, 503, "invalid authority");
 		else
 			route_one(res, &a, ROUTE_HINT_NONE);
 	}
-	if (res->status == 0 && route_is_self(rc, &res->ep[0].addr, q->local))
+done:
+	if (res->status == 0 && route_is_self(rc, &res->ep[0].addr, q->local)) {
+		svc_release(&res->lease, 1);
 		route_fail(res, 503, "routing loop: the target is this proxy");
+	}
 	return ROUTE_DONE;
+}
+
+/* The destination service answered a pending lookup: resolve again (now
+ * without waiting) and hand the result to the waiting caller. */
+static void route_dst_done(void *arg, struct dst_target *t,
+                           enum dst_result r)
+{
+	struct route_wait *w = arg;
+	struct route_result res;
+	struct route_query q;
+
+	(void)t;
+	(void)r;
+	if (!w->armed)
+		return;
+	w->armed = 0;
+	q = w->q;
+	(void)route_resolve(w->rc, &q, &res, NULL, NULL, NULL);
+	w->cb(w->arg, &res);
 }
 
 void route_cancel(struct route_wait *w)
 {
-	if (w)
-		w->armed = 0;
+	if (!w)
+		return;
+	if (w->armed)
+		dst_wait_cancel(&w->dw);
+	w->armed = 0;
 }
 
 const struct sock_addr *route_tcp_target(const struct route_cfg *rc,

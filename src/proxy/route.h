@@ -30,6 +30,7 @@
 
 #include "core/sock.h"
 #include "core/str.h"
+#include "proxy/svc.h"
 
 #define ROUTE_TCP_MAX 64        /* explicit TCP routes */
 #define ROUTE_MAX_EP 8          /* endpoints in one result */
@@ -58,6 +59,8 @@ struct route_cfg {
 	uint8_t opaque[65536 / 8];   /* bitmap of opaque ports */
 	struct sock_addr self[ROUTE_MAX_SELF]; /* own listeners */
 	size_t nself;
+	/* names the controller resolves (NULL: no destination service) */
+	struct svc_table *svcs;
 };
 
 struct route_query {
@@ -80,13 +83,17 @@ struct route_result {
 	                      * status != 0 */
 	size_t n;            /* endpoints */
 	struct route_endpoint ep[ROUTE_MAX_EP];
+	/* set when a balancer chose ep[0]: the caller owns it from here and
+	 * MUST give it back with svc_release once the exchange is over */
+	struct svc_lease lease;
 };
 
 #define ROUTE_DONE 0
 #define ROUTE_PENDING 1
 
-/* Called once with the result of a lookup that returned ROUTE_PENDING. */
-typedef void (*route_done_fn)(void *arg, const struct route_result *res);
+/* Called once with the result of a lookup that returned ROUTE_PENDING;
+ * the callee owns res->lease (svc_release it if it does not go on). */
+typedef void (*route_done_fn)(void *arg, struct route_result *res);
 
 /*
  * A pending lookup, embedded in the caller's object. Cancel it with
@@ -96,6 +103,11 @@ struct route_wait {
 	route_done_fn cb;    /* private */
 	void *arg;           /* private */
 	int armed;           /* ro: 1 while a result is due */
+	const struct route_cfg *rc;   /* private */
+	struct route_query q;         /* private: what is being resolved;
+	                               * its pointers MUST stay valid while
+	                               * armed (h1 keeps the head in cli.in) */
+	struct dst_wait dw;           /* private */
 };
 
 /* Sets a configuration to "nothing routed, Linkerd's default opaque

@@ -1,0 +1,336 @@
+/*
+ * svc: per-service routing state (see svc.h).
+ *
+ * IMPLEMENTATION NOTES
+ * The table hashes svc objects by their dst_target pointer: dst_lookup
+ * already turns the authority into its one target, so a second string
+ * hash here would only repeat that work. Each svc keeps one reference on
+ * its target (taken from dst_lookup's new reference); leases keep the svc
+ * alive through a count, and the sweep frees idle svc objects with no
+ * lease out.
+ */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/mem.h"
+#include "proxy/svc.h"
+
+#define SVC_SWEEP_MS 5000u
+#define SVC_IDLE_MS_DEFAULT 60000u
+
+struct svc {
+	struct svc_table *st;
+	struct dst_target *t;        /* one reference */
+	uint64_t version;            /* of t, built into bal; 0: never */
+	struct balance bal;
+	struct budget budget;
+	uint32_t leases;
+	uint64_t last_use_ms;
+	struct svc *hnext;
+	struct svc *prev, *next;
+};
+
+const char *svc_res_str(enum svc_res r)
+{
+	switch (r) {
+	case SVC_PICKED: return "picked";
+	case SVC_PENDING: return "pending";
+	case SVC_UNKNOWN: return "unknown";
+	case SVC_FAILED: return "failed";
+	case SVC_NO_ENDPOINTS: return "no endpoints";
+	case SVC_UNAVAILABLE: return "unavailable";
+	case SVC_ERROR: return "error";
+	}
+	return "?";
+}
+
+static uint64_t svc_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint32_t svc_hash(const struct svc_table *st,
+                         const struct dst_target *t)
+{
+	uint64_t v = (uint64_t)(uintptr_t)t;
+
+	v ^= v >> 33;
+	v *= 0xff51afd7ed558ccdull;
+	v ^= v >> 33;
+	return (uint32_t)v & (st->hsize - 1);
+}
+
+static void svc_free(struct svc *s)
+{
+	struct svc_table *st = s->st;
+	struct svc **pp = &st->htab[svc_hash(st, s->t)];
+
+	while (*pp && *pp != s)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = s->hnext;
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		st->all = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	balance_destroy(&s->bal);
+	dst_target_unref(s->t);
+	st->stats.svcs--;
+	mem_free(s);
+}
+
+static void svc_sweep_cb(struct loop *loop, struct loop_timer *tm)
+{
+	struct svc_table *st = (struct svc_table *)((char *)tm -
+	                        offsetof(struct svc_table, sweep));
+	uint64_t now = loop_now_ms(loop);
+	struct svc *s, *n;
+
+	for (s = st->all; s; s = n) {
+		n = s->next;
+		if (s->leases == 0 && now - s->last_use_ms >= st->idle_ms)
+			svc_free(s);
+	}
+	if (st->all)
+		loop_timer_arm(loop, &st->sweep, SVC_SWEEP_MS);
+}
+
+int svc_table_init(struct svc_table *st, struct loop *loop, struct dst *dst,
+                   uint64_t idle_ms)
+{
+	memset(st, 0, sizeof(*st));
+	st->loop = loop;
+	st->dst = dst;
+	st->idle_ms = idle_ms ? idle_ms : SVC_IDLE_MS_DEFAULT;
+	st->hsize = 256;
+	st->htab = mem_calloc(st->hsize, sizeof(*st->htab));
+	if (!st->htab)
+		return -ENOMEM;
+	st->seed = svc_now_ns() | 1;
+	loop_timer_init(&st->sweep, svc_sweep_cb);
+	return 0;
+}
+
+void svc_table_fini(struct svc_table *st)
+{
+	if (!st->htab)
+		return;
+	loop_timer_stop(st->loop, &st->sweep);
+	while (st->all)
+		svc_free(st->all);
+	MEM_FREE(st->htab);
+}
+
+/* Doubles the hash table when it averages two svc per bucket; a failed
+ * growth only makes chains longer. */
+static void svc_grow(struct svc_table *st)
+{
+	struct svc **nt, *s;
+	uint32_t old = st->hsize;
+
+	if (st->stats.svcs < 2ull * st->hsize || st->hsize >= (1u << 20))
+		return;
+	nt = mem_calloc(2 * (size_t)old, sizeof(*nt));
+	if (!nt)
+		return;
+	st->hsize = 2 * old;
+	MEM_FREE(st->htab);
+	st->htab = nt;
+	for (s = st->all; s; s = s->next) {
+		uint32_t h = svc_hash(st, s->t);
+
+		s->hnext = st->htab[h];
+		st->htab[h] = s;
+	}
+}
+
+/* The svc of <t>, made on first use; consumes the caller's reference on
+ * <t> either way. NULL when out of memory. */
+static struct svc *svc_of(struct svc_table *st, struct dst_target *t)
+{
+	uint32_t h = svc_hash(st, t);
+	struct svc *s;
+
+	for (s = st->htab[h]; s; s = s->hnext)
+		if (s->t == t) {
+			dst_target_unref(t);
+			return s;
+		}
+	s = mem_calloc(1, sizeof(*s));
+	if (!s) {
+		dst_target_unref(t);
+		return NULL;
+	}
+	s->st = st;
+	s->t = t;
+	st->seed = st->seed * 6364136223846793005ull + 1442695040888963407ull;
+	balance_init(&s->bal, NULL, st->seed);
+	(void)budget_init(&s->budget, 0.2f, 10, 10000);
+	s->hnext = st->htab[h];
+	st->htab[h] = s;
+	s->next = st->all;
+	if (st->all)
+		st->all->prev = s;
+	st->all = s;
+	st->stats.svcs++;
+	if (!loop_timer_armed(&st->sweep))
+		loop_timer_arm(st->loop, &st->sweep, SVC_SWEEP_MS);
+	svc_grow(st);
+	return s;
+}
+
+/* Brings the balancer (and budget) up to the target's version. */
+static int svc_sync(struct svc *s, uint64_t now_ns)
+{
+	struct dst_target *t = s->t;
+	struct balance_key *keys;
+	size_t i, n = t->nep;
+	int rc;
+
+	if (s->version == t->version)
+		return 0;
+	if (n > BALANCE_MAX_EP)
+		n = BALANCE_MAX_EP;
+	keys = mem_alloc((n ? n : 1) * sizeof(*keys));
+	if (!keys)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		keys[i].addr = t->ep[i].addr;
+		keys[i].weight = t->ep[i].weight;
+	}
+	rc = balance_update(&s->bal, keys, n, now_ns);
+	mem_free(keys);
+	if (rc < 0)
+		return rc;
+	if (t->profile && t->profile->budget.present)
+		(void)budget_reconfigure(&s->budget, t->profile->budget.ratio,
+		                         t->profile->budget.min_per_s,
+		                         t->profile->budget.ttl_ms);
+	s->version = t->version;
+	s->st->stats.rebuilds++;
+	return 0;
+}
+
+/* The hint of the endpoint at <a> in the target's current set. */
+static enum dst_hint svc_hint(const struct dst_target *t,
+                              const struct sock_addr *a)
+{
+	size_t lo = 0, hi = t->nep;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = sock_addr_compare(&t->ep[mid].addr, a);
+
+		if (c == 0)
+			return t->ep[mid].hint;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return DST_HINT_NONE;
+}
+
+enum svc_res svc_pick(struct svc_table *st, struct str authority,
+                      struct svc_lease *lease, struct dst_wait *w,
+                      dst_wait_fn cb, void *arg)
+{
+	struct dst_target *t;
+	struct svc *s;
+	uint64_t now_ns;
+	int rc;
+
+	memset(lease, 0, sizeof(*lease));
+	t = dst_lookup(st->dst, authority);
+	if (!t)
+		return SVC_ERROR;
+	switch (t->state) {
+	case DST_PENDING:
+		if (t->failed) {
+			dst_target_unref(t);
+			st->stats.failed++;
+			return SVC_FAILED;
+		}
+		if (!w) {
+			dst_target_unref(t);
+			return SVC_PENDING;
+		}
+		rc = dst_wait(t, w, cb, arg);
+		dst_target_unref(t);
+		if (rc == 0) {
+			st->stats.pending++;
+			return SVC_PENDING;
+		}
+		if (rc == -ETIMEDOUT) {
+			st->stats.failed++;
+			return SVC_FAILED;
+		}
+		return SVC_ERROR;
+	case DST_UNKNOWN:
+		dst_target_unref(t);
+		st->stats.unknown++;
+		return SVC_UNKNOWN;
+	case DST_RESOLVED:
+		break;
+	}
+	s = svc_of(st, t);
+	if (!s)
+		return SVC_ERROR;
+	s->last_use_ms = loop_now_ms(st->loop);
+	now_ns = svc_now_ns();
+	if (svc_sync(s, now_ns) < 0)
+		return SVC_ERROR;
+	if (s->t->nep == 0) {
+		st->stats.no_endpoints++;
+		return SVC_NO_ENDPOINTS;
+	}
+	rc = balance_pick(&s->bal, now_ns, &lease->h);
+	if (rc == -EAGAIN) {
+		st->stats.unavailable++;
+		return SVC_UNAVAILABLE;
+	}
+	if (rc < 0) {
+		st->stats.no_endpoints++;
+		return SVC_NO_ENDPOINTS;
+	}
+	lease->svc = s;
+	lease->addr = *balance_addr(&s->bal, &lease->h);
+	lease->hint = svc_hint(s->t, &lease->addr);
+	lease->t0_ns = now_ns;
+	s->leases++;
+	budget_deposit(&s->budget, now_ns);
+	st->stats.picks++;
+	return SVC_PICKED;
+}
+
+void svc_release(struct svc_lease *lease, int success)
+{
+	struct svc *s = lease->svc;
+	uint64_t now_ns;
+
+	if (!s)
+		return;
+	now_ns = svc_now_ns();
+	(void)balance_done(&s->bal, &lease->h, now_ns,
+	                   now_ns > lease->t0_ns ? now_ns - lease->t0_ns : 0,
+	                   success);
+	s->leases--;
+	s->last_use_ms = loop_now_ms(s->st->loop);
+	lease->svc = NULL;
+}
+
+struct budget *svc_lease_budget(struct svc_lease *lease)
+{
+	return lease->svc ? &lease->svc->budget : NULL;
+}
+
+const struct dst_profile *svc_lease_profile(const struct svc_lease *lease)
+{
+	return lease->svc ? lease->svc->t->profile : NULL;
+}

@@ -1,0 +1,121 @@
+/*
+ * svc: the proxy's per-service routing state for names the controller
+ * resolves: the destination client's target (proxy/dst.h) joined with a
+ * load balancer (proxy/balance.h) and a retry budget (proxy/budget.h).
+ *
+ * One struct svc exists per resolved authority the proxy routes requests
+ * to. It keeps a reference on its dst_target and rebuilds the balancer's
+ * endpoint list lazily, when the target's version changed since the last
+ * pick, so a burst of controller updates costs one rebuild. A pick lends
+ * the caller one endpoint (struct svc_lease) that MUST be returned once
+ * with svc_release, carrying the outcome that feeds peak-EWMA and failure
+ * accrual.
+ *
+ * Contracts:
+ *  - Single-threaded, on the proxy's loop. struct svc_table MUST NOT move
+ *    after svc_table_init.
+ *  - A lease holds a reference on its svc: the svc (and the endpoint's
+ *    address in the lease) stays valid until svc_release, even when the
+ *    controller removed the endpoint or the svc went idle meanwhile.
+ *  - An svc no request has used for <idle_ms> and with no lease out is
+ *    freed by a periodic sweep; its dst_target reference goes with it,
+ *    so the destination client can idle the target out in turn.
+ *  - Nothing here logs or allocates per request (the balancer rebuild
+ *    allocates on a version change only).
+ */
+#ifndef MESHD_PROXY_SVC_H
+#define MESHD_PROXY_SVC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/loop.h"
+#include "core/sock.h"
+#include "core/str.h"
+#include "proxy/balance.h"
+#include "proxy/budget.h"
+#include "proxy/dst.h"
+
+struct svc;
+
+/* svc_pick results */
+enum svc_res {
+	SVC_PICKED = 0,      /* <lease> holds an endpoint */
+	SVC_PENDING,         /* the name is being resolved: <w> is armed */
+	SVC_UNKNOWN,         /* the controller does not know the name */
+	SVC_FAILED,          /* no answer within the resolution timeout */
+	SVC_NO_ENDPOINTS,    /* known, but no endpoint now */
+	SVC_UNAVAILABLE,     /* every endpoint is ejected (fail fast) */
+	SVC_ERROR,           /* out of memory or a limit */
+};
+
+/* "picked", "pending", ... */
+const char *svc_res_str(enum svc_res r);
+
+struct svc_lease {
+	struct svc *svc;             /* NULL: nothing leased */
+	struct balance_handle h;     /* private */
+	struct sock_addr addr;       /* ro: the chosen endpoint */
+	enum dst_hint hint;          /* ro */
+	uint64_t t0_ns;              /* ro: when it was picked */
+};
+
+struct svc_stats {
+	uint64_t svcs;               /* gauge: live svc objects */
+	uint64_t picks;
+	uint64_t pending;            /* picks that had to wait */
+	uint64_t unknown, failed, no_endpoints, unavailable;
+	uint64_t rebuilds;           /* balancer lists rebuilt */
+};
+
+struct svc_table {
+	struct loop *loop;           /* ro */
+	struct dst *dst;             /* ro */
+	struct svc_stats stats;      /* ro */
+	uint64_t idle_ms;            /* ro */
+	/* private */
+	struct svc **htab;
+	uint32_t hsize;
+	struct svc *all;
+	struct loop_timer sweep;
+	uint64_t seed;
+};
+
+/*
+ * Sets up <st> over the destination client <dst> (which MUST outlive
+ * it). <idle_ms>: an unused svc is freed after this long (0: 60 s).
+ * Returns 0 or -ENOMEM.
+ */
+int svc_table_init(struct svc_table *st, struct loop *loop, struct dst *dst,
+                   uint64_t idle_ms);
+
+/* Frees every svc; leases still out dangle (call after the connections
+ * are gone). Accepts a zeroed struct. */
+void svc_table_fini(struct svc_table *st);
+
+/*
+ * Picks an endpoint of <authority> for one request. SVC_PICKED fills
+ * <lease>; SVC_PENDING arms <w> (embedded in the caller's object):
+ * <cb>(<arg>, t, res) follows once from the loop unless dst_wait_cancel
+ * (<w>) runs first, and the caller then calls svc_pick again. Every other
+ * result leaves <lease> empty. <w> may be NULL: PENDING is then returned
+ * without waiting.
+ */
+enum svc_res svc_pick(struct svc_table *st, struct str authority,
+                      struct svc_lease *lease, struct dst_wait *w,
+                      dst_wait_fn cb, void *arg);
+
+/*
+ * Returns a lease with the outcome: <success> 0 for a connection failure
+ * or a 5xx (failure accrual), 1 otherwise; the latency is the time since
+ * the pick. No-op on an empty lease; empties it.
+ */
+void svc_release(struct svc_lease *lease, int success);
+
+/* The retry budget of the lease's service (NULL for an empty lease). */
+struct budget *svc_lease_budget(struct svc_lease *lease);
+
+/* The profile of the lease's service, or NULL. */
+const struct dst_profile *svc_lease_profile(const struct svc_lease *lease);
+
+#endif
