@@ -334,3 +334,65 @@ const struct dst_profile *svc_lease_profile(const struct svc_lease *lease)
 {
 	return lease->svc ? lease->svc->t->profile : NULL;
 }
+
+enum svc_res svc_retry(struct svc_lease *lease, int success, int *refused)
+{
+	struct svc *s = lease->svc;
+	uint64_t now_ns;
+	int rc;
+
+	*refused = 0;
+	if (!s)
+		return SVC_NO_ENDPOINTS;
+	now_ns = svc_now_ns();
+	if (!budget_try_withdraw(&s->budget, now_ns)) {
+		s->st->stats.retries_refused++;
+		*refused = 1;
+		return SVC_UNAVAILABLE;
+	}
+	s->st->stats.retries++;
+	/* keep the svc alive across the release */
+	s->leases++;
+	svc_release(lease, success);
+	s->leases--;
+	if (svc_sync(s, now_ns) < 0 || s->t->nep == 0)
+		return SVC_NO_ENDPOINTS;
+	rc = balance_pick(&s->bal, now_ns, &lease->h);
+	if (rc < 0)
+		return rc == -EAGAIN ? SVC_UNAVAILABLE : SVC_NO_ENDPOINTS;
+	lease->svc = s;
+	lease->addr = *balance_addr(&s->bal, &lease->h);
+	lease->hint = svc_hint(s->t, &lease->addr);
+	lease->t0_ns = now_ns;
+	s->leases++;
+	s->st->stats.picks++;
+	return SVC_PICKED;
+}
+
+const struct dst_route *svc_route(const struct svc_lease *lease,
+                                  struct str method, struct str path,
+                                  uint32_t *timeout_ms, int *retryable)
+{
+	const struct dst_route *r;
+	const char *q;
+
+	*timeout_ms = 0;
+	*retryable = 0;
+	if (!lease->svc || !lease->svc->t->profile)
+		return NULL;
+	q = path.len ? memchr(path.p, '?', path.len) : NULL;
+	if (q)
+		path.len = (size_t)(q - path.p);
+	r = dst_profile_route(lease->svc->t->profile, method, path);
+	if (r) {
+		*timeout_ms = r->timeout_ms;
+		*retryable = r->retryable;
+	}
+	return r;
+}
+
+void svc_count_timeout(struct svc_lease *lease)
+{
+	if (lease->svc)
+		lease->svc->st->stats.timeouts++;
+}

@@ -63,6 +63,9 @@ struct svc_lease {
 struct svc_stats {
 	uint64_t svcs;               /* gauge: live svc objects */
 	uint64_t picks;
+	uint64_t retries;            /* repicks the budget allowed */
+	uint64_t retries_refused;    /* retries the budget refused */
+	uint64_t timeouts;           /* route timeouts that fired */
 	uint64_t pending;            /* picks that had to wait */
 	uint64_t unknown, failed, no_endpoints, unavailable;
 	uint64_t rebuilds;           /* balancer lists rebuilt */
@@ -114,6 +117,38 @@ void svc_release(struct svc_lease *lease, int success);
 
 /* The retry budget of the lease's service (NULL for an empty lease). */
 struct budget *svc_lease_budget(struct svc_lease *lease);
+
+/*
+ * A retry: asks the service's budget for one retry (counted either way)
+ * and, when allowed, returns the current endpoint with <success> and
+ * picks again in the same service, without a new lookup (so another
+ * endpoint may serve it). Returns SVC_PICKED with <lease> updated;
+ * SVC_UNAVAILABLE when the budget refused (the lease is kept, untouched:
+ * the caller goes on with the response it has); SVC_NO_ENDPOINTS or
+ * SVC_UNAVAILABLE with the lease returned and empty when nothing can be
+ * picked (*<refused> says which: 1 = the budget refused).
+ */
+enum svc_res svc_retry(struct svc_lease *lease, int success, int *refused);
+
+/*
+ * What the service's profile says of a request: the first route matching
+ * <method> and <path> (without its query) gives *<timeout_ms> (0: none)
+ * and *<retryable>; no profile or no route: 0 and 0. Returns the route
+ * or NULL.
+ */
+const struct dst_route *svc_route(const struct svc_lease *lease,
+                                  struct str method, struct str path,
+                                  uint32_t *timeout_ms, int *retryable);
+
+/* Counts a route timeout that fired on the lease's service. */
+void svc_count_timeout(struct svc_lease *lease);
+
+/* The table's counters, for the proxy's metrics. */
+static inline const struct svc_stats *svc_table_stats(
+	const struct svc_table *st)
+{
+	return &st->stats;
+}
 
 /* The profile of the lease's service, or NULL. */
 const struct dst_profile *svc_lease_profile(const struct svc_lease *lease);
