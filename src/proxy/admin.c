@@ -180,6 +180,8 @@ static void adm_metrics(struct adm_conn *ac)
 
 	buf_init(&body, ADMIN_OUT_LIMIT / 2);
 	if (metrics_render(px->reg, &body) < 0 ||
+	    (px->cfg.route.svcs &&
+	     svc_table_render(px->cfg.route.svcs, &body) < 0) ||
 	    metrics_render_process(&body) < 0) {
 		buf_free(&body);
 		adm_text(ac, 500, "Internal Server Error",

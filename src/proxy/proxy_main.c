@@ -28,6 +28,7 @@ static void proxy_cfg_defaults(struct proxy_cfg *c)
 	c->admin_addr_s = "0.0.0.0:4191";
 	c->mode_s = "transparent";
 	c->inbound_forward_s = "";
+	c->destination_addr_s = "";
 	c->tcp_route_s = "";
 	c->opaque_ports_s = ROUTE_DEFAULT_OPAQUE;
 	c->workload_labels_s = "";
@@ -145,6 +146,17 @@ static int proxy_configure(struct proxy_cfg *c, char *err, size_t errlen)
 		c->route.has_inbound_forward = 1;
 	}
 	c->route.inbound_loopback = c->inbound_connect_loopback;
+	c->has_destination = 0;
+	if (c->destination_addr_s[0]) {
+		if (proxy_addr("destination-addr", c->destination_addr_s,
+		               &c->destination_addr, err, errlen) < 0)
+			return -1;
+		if (sock_addr_port(&c->destination_addr) == 0) {
+			snprintf(err, errlen, "--destination-addr needs a port");
+			return -1;
+		}
+		c->has_destination = 1;
+	}
 	if (route_parse_tcp_routes(&c->route, c->tcp_route_s, err,
 	                           errlen) < 0)
 		return -1;
@@ -264,6 +276,9 @@ static const struct opt_cmd *proxy_cmd(struct proxy_cfg *c)
 	       "admin server: /metrics /ready /live /log-level /shutdown");
 	PX_OPT("mode", OPT_STR, &c->mode_s, "MODE",
 	       "transparent (SO_ORIGINAL_DST) or explicit");
+	PX_OPT("destination-addr", OPT_STR, &c->destination_addr_s, "ADDR",
+	       "the controller's Destination service (gRPC, h2c); names "
+	       "are resolved there and balanced (empty: no discovery)");
 	PX_OPT("inbound-forward", OPT_STR, &c->inbound_forward_s, "ADDR",
 	       "explicit inbound: the application's address");
 	PX_OPT("inbound-connect-loopback", OPT_BOOL,
@@ -371,14 +386,11 @@ static void proxy_listen_v6(struct proxy *px, enum listener_kind k,
 		px->cfg.route.self[px->cfg.route.nself++] = l->addr;
 }
 
-static int proxy_start(struct proxy *px, char *err, size_t errlen)
+/* What a proxy runs on before it has listeners: the loop, metrics, pools
+ * and HTTP/2 state. On failure proxy_stop releases what was set up. */
+static int proxy_start_state(struct proxy *px, char *err, size_t errlen)
 {
 	struct proxy_cfg *c = &px->cfg;
-	char a1[SOCK_ADDR_STRLEN], a2[SOCK_ADDR_STRLEN], a3[SOCK_ADDR_STRLEN];
-	char v1[SOCK_ADDR_STRLEN], v2[SOCK_ADDR_STRLEN];
-	struct sock_addr ta;
-	struct listener *l;
-	size_t i;
 
 	if (loop_init(&px->loop, err, errlen) < 0)
 		return -1;
@@ -399,6 +411,29 @@ static int proxy_start(struct proxy *px, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	if (c->has_destination) {
+		if (dst_init(&px->dst, &px->loop, &c->destination_addr,
+		             NULL) < 0 ||
+		    svc_table_init(&px->svcs, &px->loop, &px->dst, 0) < 0) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		c->route.svcs = &px->svcs;
+	}
+	return 0;
+}
+
+static int proxy_start(struct proxy *px, char *err, size_t errlen)
+{
+	struct proxy_cfg *c = &px->cfg;
+	char a1[SOCK_ADDR_STRLEN], a2[SOCK_ADDR_STRLEN], a3[SOCK_ADDR_STRLEN];
+	char v1[SOCK_ADDR_STRLEN], v2[SOCK_ADDR_STRLEN];
+	struct sock_addr ta;
+	struct listener *l;
+	size_t i;
+
+	if (proxy_start_state(px, err, errlen) < 0)
+		return -1;
 	px->gates = PROXY_GATE_LISTENERS;
 	if (proxy_listen(px, LISTENER_OUTBOUND, &c->outbound_addr, err,
 	                 errlen) < 0 ||
@@ -450,10 +485,15 @@ static void proxy_stop(struct proxy *px)
 	for (c = px->conns; c; c = c->next)
 		conn_close(c, 0, 0);
 	listener_free_all(px);
-	pool_close_idle(px->pool);
+	if (px->pool)  /* NULL when the start failed early */
+		pool_close_idle(px->pool);
 	h2side_fini(px);
 	loop_defer_run(&px->loop);
 	loop_defer_run(&px->loop);
+	/* after the connections: their leases point into the svc objects */
+	px->cfg.route.svcs = NULL;
+	svc_table_fini(&px->svcs);
+	dst_fini(&px->dst);
 	admin_free(px->admin);
 	px->admin = NULL;
 	loop_defer_run(&px->loop);
@@ -504,4 +544,44 @@ int proxy_main(int argc, char **argv)
 	LOG_INFO("proxy", "stopped");
 	proxy_stop(px);
 	return px->exit_code;
+}
+
+int proxy_setup(struct proxy *px, int argc, char **argv, char *err,
+                size_t errlen)
+{
+	char e[256];
+	int rc;
+
+	memset(px, 0, sizeof(*px));
+	proxy_cfg_defaults(&px->cfg);
+	rc = opt_parse(proxy_cmd(&px->cfg), argc, argv, err, errlen);
+	if (rc <= 0) {
+		if (rc == 0)
+			snprintf(err, errlen, "--help given");
+		return -1;
+	}
+	if (rc < argc) {
+		snprintf(err, errlen, "unexpected argument \"%s\"", argv[rc]);
+		return -1;
+	}
+	if (log_set_spec(px->cfg.log_level_s, e, sizeof(e)) < 0) {
+		snprintf(err, errlen, "--log-level: %s", e);
+		return -1;
+	}
+	if (log_set_format(px->cfg.log_format_s) < 0) {
+		snprintf(err, errlen, "--log-format must be text or json");
+		return -1;
+	}
+	if (proxy_configure(&px->cfg, err, errlen) < 0)
+		return -1;
+	if (proxy_start_state(px, err, errlen) < 0) {
+		proxy_stop(px);
+		return -1;
+	}
+	return 0;
+}
+
+void proxy_teardown(struct proxy *px)
+{
+	proxy_stop(px);
 }

@@ -48,6 +48,7 @@ struct proxy_cfg {
 	const char *workload_labels_s;
 	const char *log_level_s;
 	const char *log_format_s;
+	const char *destination_addr_s;
 	int inbound_connect_loopback;
 	int enable_shutdown;
 	int inbound_authority_labels;
@@ -55,6 +56,8 @@ struct proxy_cfg {
 	struct sock_addr outbound_addr;
 	struct sock_addr inbound_addr;
 	struct sock_addr admin_addr;
+	struct sock_addr destination_addr;
+	int has_destination;           /* --destination-addr given */
 
 	uint64_t detect_timeout_ms;
 	uint64_t connect_timeout_ms;
@@ -96,6 +99,9 @@ struct proxy {
 	struct listener *listeners;    /* list */
 	struct admin *admin;
 	struct h2side *h2side;         /* h2side.c's pools and limits */
+	struct dst dst;                /* destination client (with
+	                                * --destination-addr) */
+	struct svc_table svcs;         /* per-service balancers */
 	struct conn *conns;            /* all live downstream conns */
 	uint32_t nconns;
 	struct proxy_stats stats;
@@ -108,6 +114,23 @@ struct proxy {
 
 /* `meshd proxy` entry point (argv[0] = "proxy"). Exit status per main.c. */
 int proxy_main(int argc, char **argv);
+
+/*
+ * A proxy without listeners, for tests and fuzz targets: sets up <px> (any
+ * content; it is zeroed first) as `meshd proxy <argv>` would (defaults,
+ * flags and their MESHD_* variables, log level and format, the derived
+ * configuration, the loop, metrics, pools and HTTP/2 state) but binds
+ * nothing and watches no signal. argv[0] is the subcommand name. The
+ * caller brings connections (conn_new on sockets it owns) and runs
+ * px->loop itself. Returns 0, or -1 with a reason in <err> and nothing
+ * left to release.
+ */
+int proxy_setup(struct proxy *px, int argc, char **argv, char *err,
+                size_t errlen);
+
+/* Releases everything proxy_setup set up; connections still alive are
+ * closed. <px> MUST NOT be used afterwards (until proxy_setup again). */
+void proxy_teardown(struct proxy *px);
 
 /* Starts the graceful shutdown (idempotent). */
 void proxy_shutdown(struct proxy *px, const char *why);

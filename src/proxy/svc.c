@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/buf.h"
 #include "core/mem.h"
 #include "proxy/svc.h"
 
@@ -395,4 +396,61 @@ void svc_count_timeout(struct svc_lease *lease)
 {
 	if (lease->svc)
 		lease->svc->st->stats.timeouts++;
+}
+
+/* One metric without labels. */
+static int svc_metric(struct buf *out, const char *name, const char *type,
+                      const char *help, uint64_t v)
+{
+	return buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n",
+	                  name, help, name, type, name,
+	                  (unsigned long long)v);
+}
+
+int svc_table_render(const struct svc_table *st, struct buf *out)
+{
+	const struct dst_stats *d = &st->dst->stats;
+	const struct svc_stats *s = &st->stats;
+	int rc = 0;
+
+	rc |= svc_metric(out, "destination_connected", "gauge",
+	                 "1 while the connection to the controller's "
+	                 "Destination service is up.",
+	                 st->dst->conn == DST_CONN_UP);
+	rc |= svc_metric(out, "destination_connects_total", "counter",
+	                 "Connections made to the Destination service.",
+	                 d->connects);
+	rc |= svc_metric(out, "destination_connect_failures_total", "counter",
+	                 "Connection attempts to the Destination service "
+	                 "that failed.", d->connect_failures);
+	rc |= svc_metric(out, "destination_disconnects_total", "counter",
+	                 "Established Destination connections lost.",
+	                 d->disconnects);
+	rc |= svc_metric(out, "destination_updates_total", "counter",
+	                 "Endpoint and profile updates received.", d->updates);
+	rc |= svc_metric(out, "destination_targets", "gauge",
+	                 "Names being watched.", d->targets);
+	rc |= svc_metric(out, "destination_resolve_failures_total", "counter",
+	                 "Names not resolved within the resolution timeout.",
+	                 d->resolve_failures);
+	rc |= svc_metric(out, "outbound_balancer_services", "gauge",
+	                 "Services with a load balancer.", s->svcs);
+	rc |= svc_metric(out, "outbound_balancer_picks_total", "counter",
+	                 "Endpoints chosen by the load balancers.", s->picks);
+	rc |= svc_metric(out, "outbound_balancer_unavailable_total", "counter",
+	                 "Requests failed fast: every endpoint ejected.",
+	                 s->unavailable);
+	rc |= svc_metric(out, "outbound_balancer_no_endpoints_total",
+	                 "counter", "Requests to a service without "
+	                 "endpoints.", s->no_endpoints);
+	rc |= svc_metric(out, "outbound_http_retry_requests_total", "counter",
+	                 "Retries sent (allowed by the retry budget).",
+	                 s->retries);
+	rc |= svc_metric(out, "outbound_http_retry_limit_exceeded_total",
+	                 "counter", "Retries the retry budget refused.",
+	                 s->retries_refused);
+	rc |= svc_metric(out, "outbound_http_route_timeouts_total", "counter",
+	                 "Requests that hit their route's timeout (504).",
+	                 s->timeouts);
+	return rc ? -1 : 0;
 }

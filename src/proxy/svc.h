@@ -143,6 +143,14 @@ const struct dst_route *svc_route(const struct svc_lease *lease,
 /* Counts a route timeout that fired on the lease's service. */
 void svc_count_timeout(struct svc_lease *lease);
 
+/*
+ * Appends the discovery metrics in Prometheus text: the controller
+ * connection, resolved names, balancer picks and outcomes, retries and
+ * route timeouts. Returns 0, or -1 when <out> hit its limit.
+ */
+struct buf;
+int svc_table_render(const struct svc_table *st, struct buf *out);
+
 /* The table's counters, for the proxy's metrics. */
 static inline const struct svc_stats *svc_table_stats(
 	const struct svc_table *st)
