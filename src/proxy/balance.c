@@ -454,6 +454,8 @@ int balance_pick(struct balance *b, uint64_t now_ns,
 	}
 	if (b->nready == 1) {
 		s = b->ready[0];
+	} else if (b->cfg.round_robin) {
+		s = b->ready[b->rr++ % b->nready];
 	} else {
 		uint32_t x = balance_rand_below(b, b->nready);
 		uint32_t y = balance_rand_below(b, b->nready - 1);

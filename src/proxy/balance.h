@@ -69,6 +69,8 @@ struct balance_cfg {
 	uint64_t max_penalty_ns;   /* doubling stops here */
 	double jitter;             /* ejection lasts base .. base*(1+jitter),
 	                            * never above max_penalty; 0..100 */
+	int round_robin;           /* 1: take ready endpoints in turn instead
+	                            * of P2C (a baseline for comparisons) */
 };
 
 /* One entry of a balance_update list. */
@@ -147,6 +149,7 @@ struct balance {
 	                            * UINT64_MAX */
 	uint64_t now;              /* private: latest time seen */
 	uint64_t rng;              /* private: xorshift64* state, != 0 */
+	uint32_t rr;               /* private: round-robin position */
 	struct balance_stats st;   /* private: counters */
 };
 

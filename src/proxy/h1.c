@@ -91,10 +91,28 @@ static void h1_batch_add(struct h1_batch *b, const void *p, size_t n)
 }
 
 /* Sends and empties <b>. Returns 0 or -errno. */
+/* Keeps a copy of request bytes going upstream while the request may be
+ * retried; past the bound it is not retryable any more. */
+static void h1_replay_keep(struct h1x *x, const struct h1_batch *b)
+{
+	size_t i;
+
+	for (i = 0; i < (size_t)b->n; i++)
+		if (buf_append(&x->replay, b->iov[i].iov_base,
+		               b->iov[i].iov_len) < 0) {
+			x->flags &= (uint16_t)~H1X_F_REPLAY;
+			buf_free(&x->replay);
+			return;
+		}
+}
+
 static int h1_batch_send(struct conn *c, struct ep *ep, struct h1_batch *b)
 {
 	int rc = 0;
 
+	if (b->n && (c->h1.flags & H1X_F_REPLAY) && c->h1.up &&
+	    ep == &c->h1.up->ep)
+		h1_replay_keep(&c->h1, b);
 	if (b->n)
 		rc = ep_sendv(h1_ev(c), ep, b->iov, b->n);
 	h1_batch_init(b);
@@ -205,6 +223,8 @@ static void h1_x_reset(struct conn *c)
 	x->rscan = 0;
 	x->m = NULL;
 	x->up = NULL;
+	buf_free(&x->replay);
+	x->attempts = 0;
 }
 
 /* Counts the response once. */
@@ -238,6 +258,7 @@ void h1_release(struct conn *c)
 	x->flags &= (uint16_t)~H1X_F_COUNTED;
 	/* ended before any response: the client went, not the endpoint */
 	svc_release(&x->lease, 1);
+	buf_free(&x->replay);
 }
 
 /* The exchange cannot finish: the client connection goes. */
@@ -339,9 +360,110 @@ static int h1_up_write_failed(struct conn *c)
 	return h1_synth(c, 502, "upstream write failed");
 }
 
+/*
+ * Sends the request again to another pick of its service, when it may be
+ * retried: its route is retryable and the copy of it is whole
+ * (H1X_F_REPLAY), it was sent completely, nothing of a response went to
+ * the client, fewer than H1_MAX_ATTEMPTS were made and the retry budget
+ * allows it. The current upstream is dropped (its response never reaches
+ * the client). Returns 1 when retried (the exchange goes on), 0 when the
+ * caller must go on with the failure it has.
+ */
+#define H1_MAX_ATTEMPTS 3
+static int h1_retry(struct conn *c)
+{
+	struct proxy *px = c->px;
+	struct h1x *x = &c->h1;
+	struct pool_target *t;
+	int refused, err = 0;
+
+	if (!(x->flags & H1X_F_REPLAY) || x->rst != H1R_DONE ||
+	    (x->flags & H1X_F_HEAD_SENT) || x->sst != H1S_WAIT ||
+	    x->attempts + 1 >= H1_MAX_ATTEMPTS || !x->lease.svc)
+		return 0;
+	if (svc_retry(&x->lease, 0, &refused) != SVC_PICKED)
+		return 0;
+	x->attempts++;
+	if (x->up) {
+		pool_h1_put(x->up, 0);
+		x->up = NULL;
+	}
+	x->rscan = 0;
+	x->flags &= (uint16_t)~(H1X_F_UP_DIRTY | H1X_F_UP_KEEP);
+	LOG_DEBUG("proxy", "conn %llu: retry %u",
+	          (unsigned long long)c->id, (unsigned)x->attempts);
+	t = pool_target_get(px->pool, c->dir, &x->lease.addr);
+	if (t)
+		x->up = pool_h1_get(t, c, &err);
+	if (!x->up) {
+		if (t)
+			pool_target_maybe_free(t);
+		return 0;
+	}
+	if (ep_send(h1_ev(c), &x->up->ep, buf_data(&x->replay),
+	            buf_len(&x->replay)) < 0) {
+		x->flags |= H1X_F_UP_DIRTY;
+		return 0;
+	}
+	return 1;
+}
+
 static int h1_up_connecting(const struct h1x *x)
 {
 	return x->up && (x->up->ep.flags & EP_F_CONNECTING);
+}
+
+/* The value of header <name> in <h>, or an empty slice. */
+static struct str h1_header(const struct http1_head *h, const char *name)
+{
+	size_t i, n = strlen(name);
+
+	for (i = 0; i < h->nheaders; i++)
+		if (h->headers[i].name_len == n &&
+		    !strncasecmp(h->headers[i].name, name, n))
+			return str_make(h->headers[i].value,
+			                h->headers[i].value_len);
+	return STR_NULL;
+}
+
+/*
+ * Applies the service profile to the request <h> (its head, rewritten,
+ * is <headlen> bytes): arms the copy kept for retries when its route is
+ * retryable and its body can be kept, and returns the response timeout in
+ * ms (0: none): the shortest of --response-timeout, the route's timeout
+ * and a "meshd-timeout" header's (which can only shorten it).
+ */
+static uint64_t h1_route_policy(struct conn *c, const struct http1_head *h,
+                                size_t headlen)
+{
+	struct proxy *px = c->px;
+	struct h1x *x = &c->h1;
+	uint64_t tmo = px->cfg.response_timeout_ms, v;
+	uint32_t route_ms = 0;
+	int retryable = 0;
+	struct str hv;
+
+	if (!x->lease.svc)
+		return tmo;
+	(void)svc_route(&x->lease, str_make(h->method, h->method_len),
+	                str_make(h->path, h->path_len), &route_ms,
+	                &retryable);
+	hv = h1_header(h, "meshd-timeout");
+	if (hv.len && str_to_duration_ms(hv, &v) == 0 && v > 0 &&
+	    (!route_ms || v < route_ms))
+		route_ms = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+	if (route_ms && (!tmo || route_ms < tmo)) {
+		tmo = route_ms;
+		x->flags |= H1X_F_ROUTE_TMO;
+	}
+	if (retryable && !(x->flags & H1X_F_UPGRADE) &&
+	    (x->req.kind == HTTP1_BODY_NONE || x->req.kind ==
+	     HTTP1_BODY_CHUNKED || (x->req.kind == HTTP1_BODY_LENGTH &&
+	     x->req.remain <= H1_REPLAY_BODY_MAX))) {
+		buf_init(&x->replay, headlen + H1_REPLAY_BODY_MAX + 1024);
+		x->flags |= H1X_F_REPLAY;
+	}
+	return tmo;
 }
 
 /*
@@ -361,6 +483,7 @@ static int h1_begin_routed(struct conn *c, const struct http1_head *h,
 	struct pool_target *t;
 	struct buf *hb;
 	unsigned rw = 0;
+	uint64_t tmo;
 	int err = 0;
 
 	x->lease = res->lease;
@@ -396,8 +519,9 @@ static int h1_begin_routed(struct conn *c, const struct http1_head *h,
 		return h1_synth(c, 431, "request head too large to forward");
 	h1_batch_add(bt, buf_data(hb), buf_len(hb));
 	x->rst = x->req.done ? H1R_DONE : H1R_BODY;
-	if (px->cfg.response_timeout_ms)
-		conn_timeout(c, CONN_T_RESPONSE, px->cfg.response_timeout_ms);
+	tmo = h1_route_policy(c, h, buf_len(hb));
+	if (tmo)
+		conn_timeout(c, CONN_T_RESPONSE, tmo);
 	else
 		conn_timeout(c, CONN_T_IDLE, px->cfg.idle_timeout_ms);
 	return 0;
@@ -699,6 +823,8 @@ static int h1_resp_head(struct conn *c, const char *data, size_t hl,
 		}
 		return 0;
 	}
+	if (h.status >= 500 && h1_retry(c))
+		return -1;  /* the old response is dropped with its upstream */
 	x->status = (int16_t)h.status;
 	x->grpc = (int16_t)rewrite_grpc_status(&h);
 	pxmetrics_latency(x->m, h.status, loop_now_ms(&px->loop) - x->t0);
@@ -830,6 +956,8 @@ static void h1_up_read(struct conn *c)
 	}
 	if (n < 0) {
 		x->flags |= H1X_F_UP_DIRTY;
+		if (x->sst == H1S_WAIT && x->rscan == 0 && h1_retry(c))
+			return;
 		if (x->sst == H1S_WAIT)
 			h1_synth(c, 502, "upstream connection failed");
 		else
@@ -838,6 +966,8 @@ static void h1_up_read(struct conn *c)
 	}
 	if (n == 0) {
 		x->flags |= H1X_F_UP_DIRTY;
+		if (x->sst == H1S_WAIT && x->rscan == 0 && h1_retry(c))
+			return;
 		if (x->sst == H1S_WAIT) {
 			h1_synth(c, 502, "upstream closed the connection");
 		} else if (x->sst == H1S_BODY &&
@@ -888,6 +1018,8 @@ void h1_up_failed(struct conn *c, int err)
 	if (c->st != CONN_ST_H1)
 		return;
 	x->up = NULL;  /* pool.c closed it */
+	if (h1_retry(c))
+		return;
 	if (err == -ETIMEDOUT)
 		h1_synth(c, 504, "connect timed out");
 	else
@@ -971,7 +1103,12 @@ void h1_on_timeout(struct conn *c, int kind)
 		return;
 	case CONN_T_RESPONSE:
 		x->flags |= H1X_F_UP_DIRTY;
-		h1_synth(c, 504, "response timed out");
+		if (x->flags & H1X_F_ROUTE_TMO) {
+			svc_count_timeout(&x->lease);
+			h1_synth(c, 504, "route timeout");
+		} else {
+			h1_synth(c, 504, "response timed out");
+		}
 		return;
 	default:
 		x->flags |= H1X_F_UP_DIRTY;

@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
 #include "core/http1.h"
 #include "proxy/pxmetrics.h"
 #include "proxy/route.h"
@@ -65,6 +66,11 @@ enum h1_sst { H1S_NONE = 0, H1S_WAIT, H1S_BODY, H1S_DONE };
 #define H1X_F_UP_DIRTY   0x0200 /* upstream must not be reused */
 #define H1X_F_HEAD_TMO   0x0400 /* header timer armed for this head */
 #define H1X_F_UP_KEEP    0x0800 /* response allows upstream reuse */
+#define H1X_F_REPLAY     0x1000 /* retryable: <replay> holds the request */
+#define H1X_F_ROUTE_TMO  0x2000 /* the response timer is a route timeout */
+
+/* Most request bytes (head excluded) kept for a retry (Linkerd's). */
+#define H1_REPLAY_BODY_MAX (64 * 1024)
 
 struct h1x {
 	uint8_t rst;                 /* enum h1_rst */
@@ -84,6 +90,9 @@ struct h1x {
 	struct pxm_http *m_hint;     /* last bundle, reused when it matches */
 	struct route_wait rw;
 	struct svc_lease lease;      /* the balancer's endpoint, or empty */
+	struct buf replay;           /* with H1X_F_REPLAY: the request as
+	                              * sent upstream (head + body) */
+	uint8_t attempts;            /* retries made for this request */
 };
 
 /*

@@ -29,6 +29,7 @@ static void proxy_cfg_defaults(struct proxy_cfg *c)
 	c->mode_s = "transparent";
 	c->inbound_forward_s = "";
 	c->destination_addr_s = "";
+	c->balancer_s = "p2c";
 	c->tcp_route_s = "";
 	c->opaque_ports_s = ROUTE_DEFAULT_OPAQUE;
 	c->workload_labels_s = "";
@@ -157,6 +158,11 @@ static int proxy_configure(struct proxy_cfg *c, char *err, size_t errlen)
 		}
 		c->has_destination = 1;
 	}
+	if (strcmp(c->balancer_s, "p2c") != 0 &&
+	    strcmp(c->balancer_s, "round-robin") != 0) {
+		snprintf(err, errlen, "--balancer must be p2c or round-robin");
+		return -1;
+	}
 	if (route_parse_tcp_routes(&c->route, c->tcp_route_s, err,
 	                           errlen) < 0)
 		return -1;
@@ -279,6 +285,9 @@ static const struct opt_cmd *proxy_cmd(struct proxy_cfg *c)
 	PX_OPT("destination-addr", OPT_STR, &c->destination_addr_s, "ADDR",
 	       "the controller's Destination service (gRPC, h2c); names "
 	       "are resolved there and balanced (empty: no discovery)");
+	PX_OPT("balancer", OPT_STR, &c->balancer_s, "KIND",
+	       "p2c (peak-EWMA, failure accrual) or round-robin (no "
+	       "failure accrual: a baseline)");
 	PX_OPT("inbound-forward", OPT_STR, &c->inbound_forward_s, "ADDR",
 	       "explicit inbound: the application's address");
 	PX_OPT("inbound-connect-loopback", OPT_BOOL,
@@ -417,6 +426,14 @@ static int proxy_start_state(struct proxy *px, char *err, size_t errlen)
 		    svc_table_init(&px->svcs, &px->loop, &px->dst, 0) < 0) {
 			snprintf(err, errlen, "out of memory");
 			return -1;
+		}
+		if (!strcmp(c->balancer_s, "round-robin")) {
+			struct balance_cfg bc;
+
+			balance_cfg_default(&bc);
+			bc.round_robin = 1;
+			bc.max_failures = 0;
+			svc_table_set_balancer(&px->svcs, &bc);
 		}
 		c->route.svcs = &px->svcs;
 	}

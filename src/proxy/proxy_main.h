@@ -49,6 +49,7 @@ struct proxy_cfg {
 	const char *log_level_s;
 	const char *log_format_s;
 	const char *destination_addr_s;
+	const char *balancer_s;
 	int inbound_connect_loopback;
 	int enable_shutdown;
 	int inbound_authority_labels;

@@ -114,8 +114,15 @@ int svc_table_init(struct svc_table *st, struct loop *loop, struct dst *dst,
 	if (!st->htab)
 		return -ENOMEM;
 	st->seed = svc_now_ns() | 1;
+	balance_cfg_default(&st->bcfg);
 	loop_timer_init(&st->sweep, svc_sweep_cb);
 	return 0;
+}
+
+void svc_table_set_balancer(struct svc_table *st,
+                            const struct balance_cfg *cfg)
+{
+	st->bcfg = *cfg;
 }
 
 void svc_table_fini(struct svc_table *st)
@@ -171,7 +178,7 @@ static struct svc *svc_of(struct svc_table *st, struct dst_target *t)
 	s->st = st;
 	s->t = t;
 	st->seed = st->seed * 6364136223846793005ull + 1442695040888963407ull;
-	balance_init(&s->bal, NULL, st->seed);
+	balance_init(&s->bal, &st->bcfg, st->seed);
 	(void)budget_init(&s->budget, 0.2f, 10, 10000);
 	s->hnext = st->htab[h];
 	st->htab[h] = s;

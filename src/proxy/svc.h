@@ -76,6 +76,7 @@ struct svc_table {
 	struct dst *dst;             /* ro */
 	struct svc_stats stats;      /* ro */
 	uint64_t idle_ms;            /* ro */
+	struct balance_cfg bcfg;     /* ro: every new balancer's */
 	/* private */
 	struct svc **htab;
 	uint32_t hsize;
@@ -91,6 +92,10 @@ struct svc_table {
  */
 int svc_table_init(struct svc_table *st, struct loop *loop, struct dst *dst,
                    uint64_t idle_ms);
+
+/* Sets the balancer configuration of services created from now on. */
+void svc_table_set_balancer(struct svc_table *st,
+                            const struct balance_cfg *cfg);
 
 /* Frees every svc; leases still out dangle (call after the connections
  * are gone). Accepts a zeroed struct. */

@@ -660,3 +660,38 @@ TEST(state_names)
 	CHECK_STR(balance_st_str(BALANCE_ST_EJECTED), "ejected");
 	CHECK_STR(balance_st_str(BALANCE_ST_PROBING), "probing");
 }
+
+/* The round-robin baseline takes every ready endpoint in turn. */
+TEST(round_robin_takes_turns)
+{
+	struct balance b;
+	struct balance_cfg cfg;
+	struct balance_key k[4];
+	struct balance_handle h;
+	unsigned seen[4] = { 0 };
+	char err[64];
+	int i, j;
+
+	balance_cfg_default(&cfg);
+	cfg.round_robin = 1;
+	balance_init(&b, &cfg, 1);
+	for (i = 0; i < 4; i++) {
+		char a[32];
+
+		snprintf(a, sizeof(a), "10.0.0.%d:80", i + 1);
+		REQUIRE(sock_addr_parse(a, &k[i].addr, err, sizeof(err)) == 0);
+		k[i].weight = 10000;
+	}
+	REQUIRE(balance_update(&b, k, 4, 1000) == 0);
+	for (i = 0; i < 400; i++) {
+		REQUIRE(balance_pick(&b, 1000 + (uint64_t)i, &h) == 0);
+		for (j = 0; j < 4; j++)
+			if (!sock_addr_compare(balance_addr(&b, &h), &k[j].addr))
+				seen[j]++;
+		CHECK(balance_done(&b, &h, 2000 + (uint64_t)i,
+		                   j == 0 ? 1000000000ull : 1000, 1) == 0);
+	}
+	for (j = 0; j < 4; j++)
+		CHECK(seen[j] == 100);
+	balance_destroy(&b);
+}
