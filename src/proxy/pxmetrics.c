@@ -157,6 +157,7 @@ void pxmetrics_destroy(struct pxmetrics *pm)
 				metrics_series_put(h->resp[j].total);
 			for (j = 0; j < h->nlat; j++)
 				metrics_series_put(h->lat[j].hist);
+			mem_free(h->dst);
 			mem_free(h);
 		}
 	}
@@ -272,14 +273,55 @@ static void pxm_http_labels(const struct pxm_http *h, struct metrics_label *l,
 		pxmetrics_no_tls_reason((enum pxm_dir)h->dir,
 		                        h->dir == PXM_INBOUND ? PXM_SRC
 		                                              : PXM_DST) };
+	for (size_t k = 0; k < h->ndst; k++)
+		l[i++] = h->dst[k];
 	*n = i;
 }
 
-struct pxm_http *pxmetrics_http(struct pxmetrics *pm, struct pxm_http *hint,
-                                enum pxm_dir dir, struct str authority,
-                                const struct sock_addr *target)
+/* Copies "dst_"-prefixed labels from <kv> into <h>'s store (allocated on
+ * first use); stops at the count or byte limit. */
+static void pxm_dst_add(struct pxm_http *h, char *store, size_t *used,
+                        const struct pxm_kv *kv, size_t n)
 {
-	struct metrics_label l[8];
+	size_t i, k, need;
+	char *name, *val;
+
+	for (i = 0; i < n && h->ndst < PXM_MAX_DST_LABELS; i++) {
+		need = 4 + kv[i].key.len + 1 + kv[i].value.len + 1;
+		if (!kv[i].key.len || *used + need > PXM_DST_STORE ||
+		    memchr(kv[i].value.p, 0, kv[i].value.len))
+			continue;
+		name = store + *used;
+		memcpy(name, "dst_", 4);
+		for (k = 0; k < kv[i].key.len; k++) {
+			char ch = kv[i].key.p[k];
+
+			name[4 + k] = (ch >= 'a' && ch <= 'z') ||
+			              (ch >= 'A' && ch <= 'Z') ||
+			              (ch >= '0' && ch <= '9') ? ch : '_';
+		}
+		name[4 + k] = '\0';
+		val = name + 4 + k + 1;
+		memcpy(val, kv[i].value.p, kv[i].value.len);
+		val[kv[i].value.len] = '\0';
+		for (k = 0; k < h->ndst; k++)
+			if (!strcmp(h->dst[k].key, name))
+				break;
+		if (k < h->ndst)
+			continue;  /* an endpoint label does not repeat a set's */
+		*used += need;
+		h->dst[h->ndst++] = (struct metrics_label){ name, val };
+	}
+}
+
+struct pxm_http *pxmetrics_http_dst(struct pxmetrics *pm,
+                                    struct pxm_http *hint, enum pxm_dir dir,
+                                    struct str authority,
+                                    const struct sock_addr *target,
+                                    const struct pxm_kv *set, size_t nset,
+                                    const struct pxm_kv *ep, size_t nep)
+{
+	struct metrics_label l[8 + PXM_MAX_DST_LABELS];
 	struct pxm_http *h;
 	uint64_t hv;
 	unsigned slot;
@@ -320,12 +362,24 @@ struct pxm_http *pxmetrics_http(struct pxmetrics *pm, struct pxm_http *hint,
 		                     sizeof(h->target_s)) < 0)
 			h->target_s[0] = '\0';
 	}
+	if (nset + nep) {
+		/* one block: the label array, then the strings */
+		size_t arr = PXM_MAX_DST_LABELS * sizeof(*h->dst), used = 0;
+
+		h->dst = mem_alloc(arr + PXM_DST_STORE);
+		if (h->dst) {
+			pxm_dst_add(h, (char *)h->dst + arr, &used, set, nset);
+			pxm_dst_add(h, (char *)h->dst + arr, &used, ep, nep);
+		}
+	}
 	pxm_http_labels(h, l, &n);
 	h->req = metrics_series_get(pm->f_req, l, n);
-	if (!h->req && authority.len) {
-		/* e.g. not UTF-8: count it without the authority */
+	if (!h->req && (authority.len || h->ndst)) {
+		/* e.g. not UTF-8: count it without the authority and labels */
+		mem_free(h->dst);
 		mem_free(h);
-		return pxmetrics_http(pm, NULL, dir, STR_NULL, target);
+		return pxmetrics_http_dst(pm, NULL, dir, STR_NULL, target,
+		                          NULL, 0, NULL, 0);
 	}
 	h->hnext = pm->http_tab[slot];
 	pm->http_tab[slot] = h;
@@ -333,9 +387,17 @@ struct pxm_http *pxmetrics_http(struct pxmetrics *pm, struct pxm_http *hint,
 	return h;
 }
 
+struct pxm_http *pxmetrics_http(struct pxmetrics *pm, struct pxm_http *hint,
+                                enum pxm_dir dir, struct str authority,
+                                const struct sock_addr *target)
+{
+	return pxmetrics_http_dst(pm, hint, dir, authority, target, NULL, 0,
+	                          NULL, 0);
+}
+
 void pxmetrics_latency(struct pxm_http *h, int status, uint64_t ms)
 {
-	struct metrics_label l[8];
+	struct metrics_label l[9 + PXM_MAX_DST_LABELS];
 	char st[8];
 	unsigned i;
 	size_t n;
@@ -366,7 +428,7 @@ void pxmetrics_latency(struct pxm_http *h, int status, uint64_t ms)
 
 void pxmetrics_response(struct pxm_http *h, int status, int grpc, int fail)
 {
-	struct metrics_label l[10];
+	struct metrics_label l[11 + PXM_MAX_DST_LABELS];
 	char st[8], gs[12];
 	struct metrics_series *s;
 	unsigned i;

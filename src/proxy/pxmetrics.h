@@ -43,6 +43,8 @@
 #define PXM_RESP_CACHE 6
 #define PXM_AUTH_MAX 256       /* authority bytes kept in a cache key */
 #define PXM_MAX_WORKLOAD_LABELS 16
+#define PXM_MAX_DST_LABELS 8   /* dst_* labels per HTTP bundle */
+#define PXM_DST_STORE 512      /* bytes of their names and values */
 
 enum pxm_dir { PXM_INBOUND = 0, PXM_OUTBOUND = 1 };
 enum pxm_peer { PXM_SRC = 0, PXM_DST = 1 };
@@ -87,6 +89,14 @@ struct pxm_http {
 	size_t auth_len;                      /* private */
 	char auth[PXM_AUTH_MAX];              /* private: NUL-terminated */
 	char target_s[SOCK_ADDR_STRLEN];      /* private */
+	struct metrics_label *dst;            /* private: dst_* labels */
+	size_t ndst;                          /* private */
+};
+
+/* A destination label as discovery gives it (key without the "dst_"). */
+struct pxm_kv {
+	struct str key;
+	struct str value;
 };
 
 struct pxmetrics {
@@ -128,6 +138,21 @@ void pxmetrics_tcp_close(struct pxm_tcp *t, int fail);
 struct pxm_http *pxmetrics_http(struct pxmetrics *pm, struct pxm_http *hint,
                                 enum pxm_dir dir, struct str authority,
                                 const struct sock_addr *target);
+
+/*
+ * pxmetrics_http for a request a balancer sent to a discovered endpoint:
+ * a bundle made here also carries "dst_<key>" labels from <set> (the
+ * service's: namespace, service) and <ep> (the endpoint's: pod,
+ * serviceaccount, its workload's labels), at most PXM_MAX_DST_LABELS,
+ * names made valid (other bytes become '_'). The labels of a bundle are
+ * those of its first request.
+ */
+struct pxm_http *pxmetrics_http_dst(struct pxmetrics *pm,
+                                    struct pxm_http *hint, enum pxm_dir dir,
+                                    struct str authority,
+                                    const struct sock_addr *target,
+                                    const struct pxm_kv *set, size_t nset,
+                                    const struct pxm_kv *ep, size_t nep);
 
 /* request_total += 1. */
 static inline void pxmetrics_request(struct pxm_http *h)

@@ -225,9 +225,9 @@ static int svc_sync(struct svc *s, uint64_t now_ns)
 	return 0;
 }
 
-/* The hint of the endpoint at <a> in the target's current set. */
-static enum dst_hint svc_hint(const struct dst_target *t,
-                              const struct sock_addr *a)
+/* The endpoint at <a> in the target's current set, or NULL. */
+static const struct dst_endpoint *svc_ep(const struct dst_target *t,
+                                         const struct sock_addr *a)
 {
 	size_t lo = 0, hi = t->nep;
 
@@ -236,13 +236,40 @@ static enum dst_hint svc_hint(const struct dst_target *t,
 		int c = sock_addr_compare(&t->ep[mid].addr, a);
 
 		if (c == 0)
-			return t->ep[mid].hint;
+			return &t->ep[mid];
 		if (c < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return DST_HINT_NONE;
+	return NULL;
+}
+
+static enum dst_hint svc_hint(const struct dst_target *t,
+                              const struct sock_addr *a)
+{
+	const struct dst_endpoint *e = svc_ep(t, a);
+
+	return e ? e->hint : DST_HINT_NONE;
+}
+
+void svc_lease_labels(const struct svc_lease *lease,
+                      const struct dst_label **set, size_t *nset,
+                      const struct dst_label **ep, size_t *nep)
+{
+	const struct dst_endpoint *e;
+
+	*set = *ep = NULL;
+	*nset = *nep = 0;
+	if (!lease->svc)
+		return;
+	*set = lease->svc->t->set_labels;
+	*nset = lease->svc->t->nset_labels;
+	e = svc_ep(lease->svc->t, &lease->addr);
+	if (e) {
+		*ep = e->labels;
+		*nep = e->nlabels;
+	}
 }
 
 enum svc_res svc_pick(struct svc_table *st, struct str authority,

@@ -145,6 +145,16 @@ const struct dst_route *svc_route(const struct svc_lease *lease,
                                   struct str method, struct str path,
                                   uint32_t *timeout_ms, int *retryable);
 
+/*
+ * The labels of the lease's service (<set>: namespace, service, ...) and
+ * of its endpoint (<ep>: pod, serviceaccount, ...), as discovery sent
+ * them; valid until the caller returns to the loop. Empty lease or an
+ * endpoint gone: zero counts.
+ */
+void svc_lease_labels(const struct svc_lease *lease,
+                      const struct dst_label **set, size_t *nset,
+                      const struct dst_label **ep, size_t *nep);
+
 /* Counts a route timeout that fired on the lease's service. */
 void svc_count_timeout(struct svc_lease *lease);
 
