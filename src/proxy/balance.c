@@ -438,8 +438,26 @@ out:
 	return rc;
 }
 
+/* The ready slots, one of which may be left out (UINT32_MAX: none). */
+static int balance_pick_avoid(struct balance *b, uint64_t now_ns,
+                              uint32_t avoid, struct balance_handle *out);
+
 int balance_pick(struct balance *b, uint64_t now_ns,
                  struct balance_handle *out)
+{
+	return balance_pick_avoid(b, now_ns, UINT32_MAX, out);
+}
+
+int balance_pick_other(struct balance *b, uint64_t now_ns,
+                       const struct balance_handle *avoid,
+                       struct balance_handle *out)
+{
+	return balance_pick_avoid(b, now_ns, avoid ? avoid->idx : UINT32_MAX,
+	                          out);
+}
+
+static int balance_pick_avoid(struct balance *b, uint64_t now_ns,
+                              uint32_t avoid, struct balance_handle *out)
 {
 	struct balance_ep *e;
 	uint32_t s;
@@ -456,6 +474,8 @@ int balance_pick(struct balance *b, uint64_t now_ns,
 		s = b->ready[0];
 	} else if (b->cfg.round_robin) {
 		s = b->ready[b->rr++ % b->nready];
+		if (s == avoid)
+			s = b->ready[b->rr++ % b->nready];
 	} else {
 		uint32_t x = balance_rand_below(b, b->nready);
 		uint32_t y = balance_rand_below(b, b->nready - 1);
@@ -465,8 +485,13 @@ int balance_pick(struct balance *b, uint64_t now_ns,
 			y++;
 		sx = b->ready[x];
 		sy = b->ready[y];
-		s = balance_cost(b, &b->ep[sy], now_ns) <
-		    balance_cost(b, &b->ep[sx], now_ns) ? sy : sx;
+		if (sx == avoid)
+			s = sy;
+		else if (sy == avoid)
+			s = sx;
+		else
+			s = balance_cost(b, &b->ep[sy], now_ns) <
+			    balance_cost(b, &b->ep[sx], now_ns) ? sy : sx;
 	}
 	e = &b->ep[s];
 	e->pending++;

@@ -188,6 +188,15 @@ int balance_pick(struct balance *b, uint64_t now_ns,
                  struct balance_handle *out);
 
 /*
+ * balance_pick for a retry: the endpoint of <avoid> (a handle already
+ * given back, or any earlier pick) is left out while another endpoint is
+ * ready, so a retry does not go back to the endpoint that just failed.
+ */
+int balance_pick_other(struct balance *b, uint64_t now_ns,
+                       const struct balance_handle *avoid,
+                       struct balance_handle *out);
+
+/*
  * Ends the request of handle <h>: in-flight count down, <latency_ns> fed
  * to the peak-EWMA (when <success> or not: a slow failure is still slow),
  * and the outcome to failure accrual (<success> 0 = failure as the caller

@@ -354,9 +354,14 @@ static int h1_synth(struct conn *c, int status, const char *reason)
 
 /* Writing the request up failed: the proxy answers 502 (and goes on with
  * pipelined input when the connection survives). */
+static int h1_retry(struct conn *c, int stale);
+
 static int h1_up_write_failed(struct conn *c)
 {
 	c->h1.flags |= H1X_F_UP_DIRTY;
+	if (c->h1.sst == H1S_WAIT && c->h1.rscan == 0 &&
+	    (h1_retry(c, 1) || h1_retry(c, 0)))
+		return 0;
 	return h1_synth(c, 502, "upstream write failed");
 }
 
@@ -370,19 +375,31 @@ static int h1_up_write_failed(struct conn *c)
  * caller must go on with the failure it has.
  */
 #define H1_MAX_ATTEMPTS 3
-static int h1_retry(struct conn *c)
+static int h1_retry(struct conn *c, int stale)
 {
 	struct proxy *px = c->px;
 	struct h1x *x = &c->h1;
 	struct pool_target *t;
+	struct sock_addr same;
 	int refused, err = 0;
 
 	if (!(x->flags & H1X_F_REPLAY) || x->rst != H1R_DONE ||
 	    (x->flags & H1X_F_HEAD_SENT) || x->sst != H1S_WAIT ||
-	    x->attempts + 1 >= H1_MAX_ATTEMPTS || !x->lease.svc)
+	    x->attempts + 1 >= H1_MAX_ATTEMPTS)
 		return 0;
-	if (svc_retry(&x->lease, 0, &refused) != SVC_PICKED)
+	if (stale) {
+		/* the request never reached a server: the same target again,
+		 * on a fresh connection, once, outside any budget */
+		if (!x->up || x->up->nreq == 0 || x->attempts)
+			return 0;
+		same = x->up->t->addr;
+		pool_target_close_idle(x->up->t);
+	} else if ((x->flags & H1X_F_STALE_OK) || !x->lease.svc ||
+	           svc_retry(&x->lease, 0, &refused) != SVC_PICKED) {
 		return 0;
+	} else {
+		same = x->lease.addr;
+	}
 	x->attempts++;
 	if (x->up) {
 		pool_h1_put(x->up, 0);
@@ -392,7 +409,7 @@ static int h1_retry(struct conn *c)
 	x->flags &= (uint16_t)~(H1X_F_UP_DIRTY | H1X_F_UP_KEEP);
 	LOG_DEBUG("proxy", "conn %llu: retry %u",
 	          (unsigned long long)c->id, (unsigned)x->attempts);
-	t = pool_target_get(px->pool, c->dir, &x->lease.addr);
+	t = pool_target_get(px->pool, c->dir, &same);
 	if (t)
 		x->up = pool_h1_get(t, c, &err);
 	if (!x->up) {
@@ -444,7 +461,7 @@ static uint64_t h1_route_policy(struct conn *c, const struct http1_head *h,
 	struct str hv;
 
 	if (!x->lease.svc)
-		return tmo;
+		goto stale;
 	(void)svc_route(&x->lease, str_make(h->method, h->method_len),
 	                str_make(h->path, h->path_len), &route_ms,
 	                &retryable);
@@ -462,6 +479,19 @@ static uint64_t h1_route_policy(struct conn *c, const struct http1_head *h,
 	     x->req.remain <= H1_REPLAY_BODY_MAX))) {
 		buf_init(&x->replay, headlen + H1_REPLAY_BODY_MAX + 1024);
 		x->flags |= H1X_F_REPLAY;
+	}
+stale:
+	/* A reused keep-alive connection may have been closed by the server
+	 * just before this request went out: an idempotent request without a
+	 * body is then sent again on a fresh connection (h1_retry_stale). Its
+	 * head is the only copy needed. */
+	if (!(x->flags & H1X_F_REPLAY) && x->up && x->up->nreq > 0 &&
+	    x->req.kind == HTTP1_BODY_NONE && !(x->flags & H1X_F_UPGRADE) &&
+	    (x->method == HTTP1_M_GET || x->method == HTTP1_M_HEAD ||
+	     x->method == HTTP1_M_OPTIONS || x->method == HTTP1_M_TRACE ||
+	     x->method == HTTP1_M_PUT || x->method == HTTP1_M_DELETE)) {
+		buf_init(&x->replay, headlen);
+		x->flags |= H1X_F_REPLAY | H1X_F_STALE_OK;
 	}
 	return tmo;
 }
@@ -846,7 +876,7 @@ static int h1_resp_head(struct conn *c, const char *data, size_t hl,
 		}
 		return 0;
 	}
-	if (h.status >= 500 && h1_retry(c))
+	if (h.status >= 500 && h1_retry(c, 0))
 		return -1;  /* the old response is dropped with its upstream */
 	x->status = (int16_t)h.status;
 	x->grpc = (int16_t)rewrite_grpc_status(&h);
@@ -979,7 +1009,8 @@ static void h1_up_read(struct conn *c)
 	}
 	if (n < 0) {
 		x->flags |= H1X_F_UP_DIRTY;
-		if (x->sst == H1S_WAIT && x->rscan == 0 && h1_retry(c))
+		if (x->sst == H1S_WAIT && x->rscan == 0 &&
+		    (h1_retry(c, 1) || h1_retry(c, 0)))
 			return;
 		if (x->sst == H1S_WAIT)
 			h1_synth(c, 502, "upstream connection failed");
@@ -989,7 +1020,8 @@ static void h1_up_read(struct conn *c)
 	}
 	if (n == 0) {
 		x->flags |= H1X_F_UP_DIRTY;
-		if (x->sst == H1S_WAIT && x->rscan == 0 && h1_retry(c))
+		if (x->sst == H1S_WAIT && x->rscan == 0 &&
+		    (h1_retry(c, 1) || h1_retry(c, 0)))
 			return;
 		if (x->sst == H1S_WAIT) {
 			h1_synth(c, 502, "upstream closed the connection");
@@ -1019,6 +1051,9 @@ void h1_up_io(struct conn *c, int revents)
 		r = ep_flush(h1_ev(c), &x->up->ep);
 		if (r < 0) {
 			x->flags |= H1X_F_UP_DIRTY;
+			if (x->sst == H1S_WAIT && x->rscan == 0 &&
+			    (h1_retry(c, 1) || h1_retry(c, 0)))
+				return;
 			if (x->sst == H1S_WAIT)
 				h1_synth(c, 502, "upstream write failed");
 			else
@@ -1041,7 +1076,7 @@ void h1_up_failed(struct conn *c, int err)
 	if (c->st != CONN_ST_H1)
 		return;
 	x->up = NULL;  /* pool.c closed it */
-	if (h1_retry(c))
+	if (h1_retry(c, 0))
 		return;
 	if (err == -ETIMEDOUT)
 		h1_synth(c, 504, "connect timed out");

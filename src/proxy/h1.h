@@ -68,6 +68,8 @@ enum h1_sst { H1S_NONE = 0, H1S_WAIT, H1S_BODY, H1S_DONE };
 #define H1X_F_UP_KEEP    0x0800 /* response allows upstream reuse */
 #define H1X_F_REPLAY     0x1000 /* retryable: <replay> holds the request */
 #define H1X_F_ROUTE_TMO  0x2000 /* the response timer is a route timeout */
+#define H1X_F_STALE_OK   0x4000 /* <replay> may only serve a stale-connection
+                                 * retry (not a retryable route) */
 
 /* Most request bytes (head excluded) kept for a retry (Linkerd's). */
 #define H1_REPLAY_BODY_MAX (64 * 1024)

@@ -321,6 +321,12 @@ static void pool_up_timer_cb(struct loop *loop, struct loop_timer *tm)
 	}
 }
 
+void pool_target_close_idle(struct pool_target *t)
+{
+	while (t->idle)
+		pool_up_close(t->idle, 0);
+}
+
 void pool_close_idle(struct pool *p)
 {
 	unsigned i;

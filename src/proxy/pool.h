@@ -78,6 +78,10 @@ struct pool_target *pool_target_get(struct pool *p, int dir,
 /* Frees <t> when it holds nothing any more. */
 void pool_target_maybe_free(struct pool_target *t);
 
+/* Closes the idle HTTP/1 connections of <t> (one of them proved stale:
+ * its peers are suspect too). <t> stays (the caller holds it busy). */
+void pool_target_close_idle(struct pool_target *t);
+
 /*
  * An upstream HTTP/1 connection to <t> bound to <cx>: an idle one, or a new
  * one whose connect is in progress (bytes sent meanwhile queue in its

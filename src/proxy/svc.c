@@ -373,6 +373,7 @@ const struct dst_profile *svc_lease_profile(const struct svc_lease *lease)
 enum svc_res svc_retry(struct svc_lease *lease, int success, int *refused)
 {
 	struct svc *s = lease->svc;
+	struct balance_handle avoid;
 	uint64_t now_ns;
 	int rc;
 
@@ -386,13 +387,14 @@ enum svc_res svc_retry(struct svc_lease *lease, int success, int *refused)
 		return SVC_UNAVAILABLE;
 	}
 	s->st->stats.retries++;
+	avoid = lease->h;
 	/* keep the svc alive across the release */
 	s->leases++;
 	svc_release(lease, success);
 	s->leases--;
 	if (svc_sync(s, now_ns) < 0 || s->t->nep == 0)
 		return SVC_NO_ENDPOINTS;
-	rc = balance_pick(&s->bal, now_ns, &lease->h);
+	rc = balance_pick_other(&s->bal, now_ns, &avoid, &lease->h);
 	if (rc < 0)
 		return rc == -EAGAIN ? SVC_UNAVAILABLE : SVC_NO_ENDPOINTS;
 	lease->svc = s;

@@ -695,3 +695,46 @@ TEST(round_robin_takes_turns)
 		CHECK(seen[j] == 100);
 	balance_destroy(&b);
 }
+
+/* A retry's pick leaves out the endpoint that just failed while another
+ * one is ready; with one endpoint it still gets it. */
+TEST(pick_other_avoids_the_failed_endpoint)
+{
+	struct balance b;
+	struct balance_key k[3];
+	struct balance_cfg cfg;
+	struct balance_handle h, r;
+	char err[64];
+	int i;
+
+	/* no failure accrual: every endpoint stays ready */
+	balance_cfg_default(&cfg);
+	cfg.max_failures = 0;
+	balance_init(&b, &cfg, 7);
+	for (i = 0; i < 3; i++) {
+		char a[32];
+
+		snprintf(a, sizeof(a), "10.0.1.%d:80", i + 1);
+		REQUIRE(sock_addr_parse(a, &k[i].addr, err, sizeof(err)) == 0);
+		k[i].weight = 10000;
+	}
+	REQUIRE(balance_update(&b, k, 3, 1000) == 0);
+	for (i = 0; i < 300; i++) {
+		REQUIRE(balance_pick(&b, 2000, &h) == 0);
+		CHECK(balance_done(&b, &h, 3000, 1000, 0) == 0);
+		REQUIRE(balance_pick_other(&b, 3000, &h, &r) == 0);
+		CHECK(r.idx != h.idx);
+		CHECK(balance_done(&b, &r, 4000, 1000, 1) == 0);
+		if (r.idx == h.idx)
+			break;
+	}
+	balance_destroy(&b);
+	balance_init(&b, NULL, 7);
+	REQUIRE(balance_update(&b, k, 1, 1000) == 0);
+	REQUIRE(balance_pick(&b, 2000, &h) == 0);
+	CHECK(balance_done(&b, &h, 3000, 1000, 1) == 0);
+	REQUIRE(balance_pick_other(&b, 3000, &h, &r) == 0);
+	CHECK(r.idx == h.idx);
+	CHECK(balance_done(&b, &r, 4000, 1000, 1) == 0);
+	balance_destroy(&b);
+}

@@ -1,0 +1,264 @@
+#!/usr/bin/env bash
+# meshd proxy, explicit mode on loopback: the HTTP/1.1 request path's
+# second chances.
+#  - A pooled keep-alive connection that the server closed (or reset) just
+#    as a request went out: an idempotent request without a body is sent
+#    again on a fresh connection; a POST is not (502).
+#  - With the destination service (meshd controller and a registry file):
+#    a retryable route retries a 5xx on another endpoint, from the budget,
+#    replaying a POST body; a route that is not retryable passes the 5xx
+#    through; a route timeout answers 504, and meshd-timeout shortens it.
+# Origins: small Python servers: one whose connections answer their first
+# request and then close (or reset) on the second; "good" and "bad"
+# endpoints of a registry service.
+# Every process started here is ended by the EXIT trap.
+. "$(dirname "$0")/lib.sh"
+
+PY=/usr/bin/python3
+unset MESHD_MODE MESHD_OUTBOUND_ADDR MESHD_INBOUND_ADDR MESHD_ADMIN_ADDR \
+	MESHD_INBOUND_FORWARD MESHD_DESTINATION_ADDR MESHD_LOG_LEVEL \
+	MESHD_RESPONSE_TIMEOUT MESHD_BALANCER
+
+tmp=$(mktemp -d /tmp/meshd-proxy-retry.XXXXXX)
+pids=()
+cleanup() {
+	local p
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	for p in "${pids[@]}"; do
+		for _ in 1 2 3 4 5 6 7 8 9 10; do
+			kill -0 "$p" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -9 "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+read -r P_STALE P_RST OUT IN ADM CTL CADM P_APP OUT2 IN2 ADM2 <<<"$(
+	"$PY" - <<'EOF'
+import socket
+ss = [socket.socket() for _ in range(11)]
+for s in ss:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))
+EOF
+)"
+
+# A server whose connections answer one request with keep-alive, then, on
+# the next request, close (mode "fin") or reset (mode "rst") without an
+# answer: what a server whose keep-alive timer fired at that instant does.
+cat > "$tmp/stale.py" <<'EOF'
+import socket, struct, sys, threading
+port, mode = int(sys.argv[1]), sys.argv[2]
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.1", port))
+ls.listen(64)
+def serve(c):
+    n = 0
+    buf = b""
+    try:
+        while True:
+            while b"\r\n\r\n" not in buf:
+                d = c.recv(65536)
+                if not d:
+                    return
+                buf += d
+            head, buf = buf.split(b"\r\n\r\n", 1)
+            n += 1
+            if n == 2:
+                if mode == "rst":
+                    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                 struct.pack("ii", 1, 0))
+                return
+            body = b"fresh\n"
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s"
+                      % (len(body), body))
+    finally:
+        c.close()
+while True:
+    c, _ = ls.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+EOF
+"$PY" "$tmp/stale.py" "$P_STALE" fin & pids+=($!)
+"$PY" "$tmp/stale.py" "$P_RST" rst & pids+=($!)
+
+"$MESHD_BIN" proxy --mode explicit --outbound-addr 127.0.0.1:$OUT \
+	--inbound-addr 127.0.0.1:$IN --admin-addr 127.0.0.1:$ADM \
+	> "$tmp/proxy.log" 2>&1 & pids+=($!)
+
+wait_port() {
+	local i
+	for i in $(seq 100); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+for p in $P_STALE $P_RST $OUT $ADM; do wait_port "$p"; done
+
+# status of a request through the outbound listener to <target>
+req() {
+	local target=$1
+	shift
+	curl -s -m 5 -o /dev/null -w '%{http_code}' -H "Host: $target" "$@" \
+		"http://127.0.0.1:$OUT/x"
+}
+
+for mode in fin rst; do
+	[ $mode = fin ] && port=$P_STALE || port=$P_RST
+	a=$(req 127.0.0.1:$port)
+	b=$(req 127.0.0.1:$port)
+	c=$(req 127.0.0.1:$port)
+	check "stale keep-alive ($mode): GETs on a reused connection are sent again on a fresh one" \
+		test "$a$b$c" = 200200200
+	a=$(req 127.0.0.1:$port)
+	b=$(req 127.0.0.1:$port -X POST --data-binary 'not idempotent')
+	check "stale keep-alive ($mode): a POST is not sent twice (502)" \
+		test "$a$b" = 200502
+done
+
+# ---- with the destination service ----------------------------------------
+# Endpoints: "good" answers everything; "bad" answers 503 to /hello and to
+# POST /echo (after reading the body). /delay/MS answers after MS ms.
+cat > "$tmp/app.py" <<'EOF'
+import sys, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+addr, port, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a):
+        pass
+    def answer(self, code, body):
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_GET(self):
+        if self.path.startswith("/delay/"):
+            time.sleep(int(self.path[7:]) / 1000.0)
+            return self.answer(200, b"late\n")
+        if self.path == "/hello" and mode == "bad":
+            return self.answer(503, b"")
+        self.answer(200, mode.encode() + b"\n")
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if mode == "bad":
+            return self.answer(503, b"")
+        self.answer(200, body)
+ThreadingHTTPServer((addr, port), H).serve_forever()
+EOF
+"$PY" "$tmp/app.py" 127.0.0.2 $P_APP good > "$tmp/good.log" 2>&1 & pids+=($!)
+"$PY" "$tmp/app.py" 127.0.0.3 $P_APP bad > "$tmp/bad.log" 2>&1 & pids+=($!)
+cat > "$tmp/reg.yaml" <<EOF
+services:
+  - name: web
+    namespace: t
+    ports: [{port: 80, target_port: $P_APP}]
+    selector: {app: web}
+    routes:
+      - {name: hello, path_exact: /hello, retryable: true}
+      - {name: slow, path_prefix: /delay, timeout: 300ms}
+      - {name: echo, path_exact: /echo, method: POST, retryable: true}
+  - name: post
+    namespace: t
+    ports: [{port: 80, target_port: $P_APP}]
+    selector: {app: web}
+    routes:
+      - {name: echo, path_exact: /echo, method: POST, retryable: true}
+  - name: once
+    namespace: t
+    ports: [{port: 80, target_port: $P_APP}]
+    selector: {app: web}
+workloads:
+  - {name: good, namespace: t, addresses: [127.0.0.2], labels: {app: web}, meshed: false}
+  - {name: bad, namespace: t, addresses: [127.0.0.3], labels: {app: web}, meshed: false}
+EOF
+"$MESHD_BIN" controller --registry "$tmp/reg.yaml" \
+	--destination-addr 127.0.0.1:$CTL --admin-addr 127.0.0.1:$CADM \
+	> "$tmp/ctl.log" 2>&1 & pids+=($!)
+"$MESHD_BIN" proxy --mode explicit --outbound-addr 127.0.0.1:$OUT2 \
+	--inbound-addr 127.0.0.1:$IN2 --admin-addr 127.0.0.1:$ADM2 \
+	--destination-addr 127.0.0.1:$CTL > "$tmp/proxy2.log" 2>&1 & pids+=($!)
+wait_port $CTL; wait_port $OUT2; wait_port $ADM2
+wait_http() {
+	local i
+	for i in $(seq 100); do
+		curl -s -m 1 -o /dev/null "http://$1/" && return 0
+		sleep 0.05
+	done
+	return 1
+}
+wait_http 127.0.0.2:$P_APP; wait_http 127.0.0.3:$P_APP
+
+# status of a request for service <host> (default web.t:80)
+sreq() {
+	local host=$1 path=$2
+	shift 2
+	curl -s -m 5 -o /dev/null -w '%{http_code}' -H "Host: $host" "$@" \
+		"http://127.0.0.1:$OUT2$path"
+}
+metric() {
+	curl -s -m 5 "http://127.0.0.1:$ADM2/metrics" |
+		awk -v m="$1" '$1 == m { print $2 }'
+}
+
+ok=0
+for i in $(seq 40); do [ "$(sreq web.t:80 /hello)" = 200 ] && ok=$((ok + 1)); done
+check "retryable route: 40/40 succeed although one endpoint fails every /hello ($ok/40)" \
+	test $ok = 40
+r1=$(metric outbound_http_retry_requests_total)
+check "retryable route: retries were counted ($r1)" test "${r1:-0}" -gt 0
+
+fail=0
+for i in $(seq 20); do [ "$(sreq once.t:80 /hello)" = 200 ] || fail=$((fail + 1)); done
+r2=$(metric outbound_http_retry_requests_total)
+check "no retryable route: failures reach the client ($fail/20 failed), no retry ($r1 -> $r2)" \
+	test $fail -gt 0 -a "$r1" = "$r2"
+
+head -c 40000 /dev/urandom | base64 -w0 > "$tmp/body"
+same=0
+for i in $(seq 20); do
+	curl -s -m 5 -H "Host: post.t:80" --data-binary @"$tmp/body" \
+		"http://127.0.0.1:$OUT2/echo" | cmp -s - "$tmp/body" && same=$((same + 1))
+done
+r3=$(metric outbound_http_retry_requests_total)
+check "POST bodies (53 KB) are replayed intact on retry ($same/20; retries $r2 -> $r3)" \
+	test $same = 20 -a "$r3" -gt "$r2"
+head -c 80000 /dev/urandom | base64 -w0 > "$tmp/big"
+fail=0
+for i in $(seq 6); do
+	curl -s -m 5 -H "Host: web.t:80" --data-binary @"$tmp/big" \
+		"http://127.0.0.1:$OUT2/echo" | cmp -s - "$tmp/big" || fail=$((fail + 1))
+done
+r4=$(metric outbound_http_retry_requests_total)
+check "a body over 64 KiB is never retried ($fail/6 failed; retries $r3 -> $r4)" \
+	test "$r4" = "$r3"
+
+# curl's own clock (time_total), not the shell's: a busy machine delays
+# process start-up, not the request
+timed() {
+	curl -s -m 5 -o /dev/null -w '%{http_code} %{time_total}' \
+		-H "Host: web.t:80" "$@"
+}
+read -r code secs <<<"$(timed "http://127.0.0.1:$OUT2/delay/2000")"
+ms=$(awk -v s="$secs" 'BEGIN { printf "%d", s * 1000 }')
+check "route timeout: 504 after ~300 ms (got $code in $ms ms)" \
+	test "$code" = 504 -a $ms -ge 290 -a $ms -lt 1500
+read -r code secs <<<"$(timed -H 'meshd-timeout: 100ms' "http://127.0.0.1:$OUT2/delay/2000")"
+ms=$(awk -v s="$secs" 'BEGIN { printf "%d", s * 1000 }')
+check "meshd-timeout: 100ms shortens it (got $code in $ms ms)" \
+	test "$code" = 504 -a $ms -ge 95 -a $ms -lt 290
+code=$(sreq web.t:80 /delay/600 -H 'meshd-timeout: 5s')
+check "meshd-timeout cannot lengthen the route's 300 ms ($code)" test "$code" = 504
+code=$(sreq web.t:80 /delay/50)
+check "an answer within the route timeout passes ($code)" test "$code" = 200
+t=$(metric outbound_http_route_timeouts_total)
+check "route timeouts counted ($t)" test "${t:-0}" -ge 3
+out=$(curl -s -m 5 "http://127.0.0.1:$ADM2/metrics")
+check_out "dst_* labels on the balanced requests' series" \
+	'response_total\{[^}]*dst_namespace="t",dst_service="web"[^}]*dst_pod="good"' \
+	echo "$out"
