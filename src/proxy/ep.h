@@ -54,6 +54,7 @@ extern char ep_scratch[EP_SCRATCH_SIZE];
 #define EP_F_ERR        0x04 /* a socket error happened: unusable */
 #define EP_F_CONNECTING 0x08 /* non-blocking connect in progress */
 #define EP_F_WANT_SHUTW 0x10 /* send FIN once <out> is drained */
+#define EP_F_NOTSOCK    0x20 /* not a socket: read/writev, not recv/send */
 
 struct ep {
 	int fd;                      /* ro: -1 when closed */
