@@ -29,7 +29,8 @@ else ifeq ($(FLAVOR),san)
 else ifeq ($(FLAVOR),fuzz)
   CC := clang
   DEPS := $(DEPS_DIR)/host
-  OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -DMESHD_FUZZ=1
+  OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+         -fno-sanitize-recover=all -DMESHD_FUZZ=1
   LDFLAGS := -fsanitize=fuzzer,address,undefined
   LIBC := glibc
   BIN := $(OUT)/meshd

@@ -33,7 +33,12 @@ void buf_init_fixed(struct buf *b, void *storage, size_t size);
 void buf_free(struct buf *b);
 
 static inline size_t buf_len(const struct buf *b) { return b->tail - b->head; }
-static inline char *buf_data(const struct buf *b) { return b->data + b->head; }
+/* The content; never NULL (an empty, unallocated buffer gives "", which
+ * MUST NOT be written), so callers may pass it on with a length of 0. */
+static inline char *buf_data(const struct buf *b)
+{
+	return b->data ? b->data + b->head : (char *)"";
+}
 /* Bytes that can still be added before the hard limit. */
 static inline size_t buf_room(const struct buf *b) { return b->limit - buf_len(b); }
 static inline void buf_reset(struct buf *b) { b->head = b->tail = 0; }
