@@ -14,6 +14,7 @@
 #include "core/opt.h"
 #include "core/version.h"
 #include "cli/demo.h"
+#include "controller/controller_main.h"
 #include "init/init.h"
 #include "proxy/proxy_main.h"
 
@@ -30,6 +31,7 @@ static const struct main_cmd main_cmds[] = {
 	{ "version", main_version, "print the versions of meshd and of every linked library" },
 	{ "init", init_main, "install the traffic redirection rules in a pod's network namespace or on a host" },
 	{ "proxy", proxy_main, "run the sidecar proxy (data plane)" },
+	{ "controller", controller_main, "run the control plane (registry source, Destination gRPC service)" },
 	{ "demo", demo_main, "run the A/B/C sample app in network-namespace pods, meshed, and show golden metrics" },
 };
 

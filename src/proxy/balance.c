@@ -442,6 +442,13 @@ out:
 static int balance_pick_avoid(struct balance *b, uint64_t now_ns,
                               uint32_t avoid, struct balance_handle *out);
 
+uint32_t balance_ready_now(struct balance *b, uint64_t now_ns)
+{
+	now_ns = balance_clock(b, now_ns);
+	balance_wake(b, now_ns);
+	return b->nready;
+}
+
 int balance_pick(struct balance *b, uint64_t now_ns,
                  struct balance_handle *out)
 {

@@ -211,6 +211,10 @@ int balance_done(struct balance *b, const struct balance_handle *h,
  * MUST NOT call balance_done afterwards). <b> may be re-initialised. */
 void balance_destroy(struct balance *b);
 
+/* Revives the endpoints whose ejection ended by <now_ns> and returns how
+ * many endpoints a pick could choose now. */
+uint32_t balance_ready_now(struct balance *b, uint64_t now_ns);
+
 /* The endpoint behind <h> (also while draining), or NULL for a stale
  * handle. The pointer is valid until the next balance_update or
  * balance_done on <b>. */

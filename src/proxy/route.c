@@ -99,8 +99,7 @@ static int route_inbound(const struct route_cfg *rc,
 	return ROUTE_DONE;
 }
 
-static void route_dst_done(void *arg, struct dst_target *t,
-                           enum dst_result r);
+static void route_svc_done(void *arg);
 
 /*
  * Outbound HTTP to a name, with a destination service: asks the service's
@@ -114,8 +113,8 @@ static int route_svc(const struct route_cfg *rc, const struct route_query *q,
 {
 	enum svc_res r;
 
-	r = svc_pick(rc->svcs, q->authority, &res->lease, w ? &w->dw : NULL,
-	             w ? route_dst_done : NULL, w);
+	r = svc_pick(rc->svcs, q->authority, &res->lease, w ? &w->sw : NULL,
+	             w ? route_svc_done : NULL, w);
 	switch (r) {
 	case SVC_PICKED:
 		route_one(res, &res->lease.addr,
@@ -154,20 +153,34 @@ static int route_svc(const struct route_cfg *rc, const struct route_query *q,
 	return ROUTE_DONE;
 }
 
+static int route_resolve_in(const struct route_cfg *rc,
+                            const struct route_query *q,
+                            struct route_result *res, struct route_wait *w);
+
 int route_resolve(const struct route_cfg *rc, const struct route_query *q,
                   struct route_result *res, struct route_wait *w,
                   route_done_fn cb, void *arg)
+{
+	if (w) {
+		w->armed = 0;
+		w->cb = cb;
+		w->arg = arg;
+		w->sw.queued_once = 0;
+	}
+	return route_resolve_in(rc, q, res, w);
+}
+
+/* route_resolve for a new request or, from route_svc_done, for one that
+ * waited already (<w> keeps what it waited for). */
+static int route_resolve_in(const struct route_cfg *rc,
+                            const struct route_query *q,
+                            struct route_result *res, struct route_wait *w)
 {
 	const char *why = NULL;
 	struct sock_addr a;
 	int rc2;
 
 	memset(&res->lease, 0, sizeof(res->lease));
-	if (w) {
-		w->armed = 0;
-		w->cb = cb;
-		w->arg = arg;
-	}
 	/* a name goes to the destination service first, also in transparent
 	 * mode: the original destination is only the fallback */
 	if (q->dir == ROUTE_OUTBOUND && q->http && rc->svcs &&
@@ -211,22 +224,22 @@ done:
 	return ROUTE_DONE;
 }
 
-/* The destination service answered a pending lookup: resolve again (now
- * without waiting) and hand the result to the waiting caller. */
-static void route_dst_done(void *arg, struct dst_target *t,
-                           enum dst_result r)
+/* A parked lookup may go on (the name resolved, an endpoint of the
+ * service became available, or the wait is over): resolve again, now
+ * without waiting, and hand the result to the waiting caller. */
+static void route_svc_done(void *arg)
 {
 	struct route_wait *w = arg;
 	struct route_result res;
 	struct route_query q;
 
-	(void)t;
-	(void)r;
 	if (!w->armed)
 		return;
 	w->armed = 0;
 	q = w->q;
-	(void)route_resolve(w->rc, &q, &res, NULL, NULL, NULL);
+	/* may park again: resolved now, but no endpoint yet (the queue) */
+	if (route_resolve_in(w->rc, &q, &res, w) == ROUTE_PENDING)
+		return;
 	w->cb(w->arg, &res);
 }
 
@@ -235,7 +248,7 @@ void route_cancel(struct route_wait *w)
 	if (!w)
 		return;
 	if (w->armed)
-		dst_wait_cancel(&w->dw);
+		svc_wait_cancel(&w->sw);
 	w->armed = 0;
 }
 

@@ -107,7 +107,7 @@ struct route_wait {
 	struct route_query q;         /* private: what is being resolved;
 	                               * its pointers MUST stay valid while
 	                               * armed (h1 keeps the head in cli.in) */
-	struct dst_wait dw;           /* private */
+	struct svc_wait sw;           /* private */
 };
 
 /* Sets a configuration to "nothing routed, Linkerd's default opaque

@@ -20,8 +20,12 @@
 #define SVC_SWEEP_MS 5000u
 #define SVC_IDLE_MS_DEFAULT 60000u
 
+#define SVC_QUEUE_TICK_MS 20u
+
 struct svc {
 	struct svc_table *st;
+	struct svc_wait *qhead, *qtail;  /* queued requests, FIFO */
+	uint32_t qlen;
 	struct dst_target *t;        /* one reference */
 	uint64_t version;            /* of t, built into bal; 0: never */
 	struct balance bal;
@@ -95,12 +99,15 @@ static void svc_sweep_cb(struct loop *loop, struct loop_timer *tm)
 
 	for (s = st->all; s; s = n) {
 		n = s->next;
-		if (s->leases == 0 && now - s->last_use_ms >= st->idle_ms)
+		if (s->leases == 0 && s->qlen == 0 &&
+		    now - s->last_use_ms >= st->idle_ms)
 			svc_free(s);
 	}
 	if (st->all)
 		loop_timer_arm(loop, &st->sweep, SVC_SWEEP_MS);
 }
+
+static void svc_queue_cb(struct loop *loop, struct loop_timer *tm);
 
 int svc_table_init(struct svc_table *st, struct loop *loop, struct dst *dst,
                    uint64_t idle_ms)
@@ -116,6 +123,7 @@ int svc_table_init(struct svc_table *st, struct loop *loop, struct dst *dst,
 	st->seed = svc_now_ns() | 1;
 	balance_cfg_default(&st->bcfg);
 	loop_timer_init(&st->sweep, svc_sweep_cb);
+	loop_timer_init(&st->qtimer, svc_queue_cb);
 	return 0;
 }
 
@@ -130,8 +138,12 @@ void svc_table_fini(struct svc_table *st)
 	if (!st->htab)
 		return;
 	loop_timer_stop(st->loop, &st->sweep);
-	while (st->all)
+	loop_timer_stop(st->loop, &st->qtimer);
+	while (st->all) {
+		while (st->all->qhead)
+			svc_wait_cancel(st->all->qhead);
 		svc_free(st->all);
+	}
 	MEM_FREE(st->htab);
 }
 
@@ -272,9 +284,121 @@ void svc_lease_labels(const struct svc_lease *lease,
 	}
 }
 
+static void svc_dst_done(void *arg, struct dst_target *t, enum dst_result r)
+{
+	struct svc_wait *w = arg;
+
+	(void)t;
+	(void)r;
+	if (!w->armed)
+		return;
+	w->armed = 0;
+	w->cb(w->arg);
+}
+
+/* Parks <w> in <s>'s queue; 0, or -1 when the queue is full. */
+static int svc_enqueue(struct svc *s, struct svc_wait *w, svc_wait_fn cb,
+                       void *arg)
+{
+	struct svc_table *st = s->st;
+
+	if (s->qlen >= SVC_QUEUE_MAX || w->queued_once)
+		return -1;
+	w->queued_once = 1;
+	w->cb = cb;
+	w->arg = arg;
+	w->svc = s;
+	w->deadline_ms = loop_now_ms(st->loop) + SVC_FAILFAST_MS;
+	w->next = NULL;
+	w->prev = s->qtail;
+	if (s->qtail)
+		s->qtail->next = w;
+	else
+		s->qhead = w;
+	s->qtail = w;
+	s->qlen++;
+	st->queued++;
+	st->stats.queued_total++;
+	w->armed = 1;
+	if (!loop_timer_armed(&st->qtimer))
+		loop_timer_arm(st->loop, &st->qtimer, SVC_QUEUE_TICK_MS);
+	return 0;
+}
+
+static void svc_dequeue(struct svc_wait *w)
+{
+	struct svc *s = w->svc;
+
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		s->qhead = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	else
+		s->qtail = w->prev;
+	s->qlen--;
+	s->st->queued--;
+	w->svc = NULL;
+	w->prev = w->next = NULL;
+}
+
+void svc_wait_cancel(struct svc_wait *w)
+{
+	if (!w->armed)
+		return;
+	w->armed = 0;
+	if (w->svc)
+		svc_dequeue(w);
+	else
+		dst_wait_cancel(&w->dw);
+}
+
+/* 1 when a pick in <s> could succeed now (an endpoint is ready). */
+static int svc_can_pick(struct svc *s, uint64_t now_ns)
+{
+	if (svc_sync(s, now_ns) < 0 || s->t->nep == 0)
+		return 0;
+	return balance_ready_now(&s->bal, now_ns) > 0;
+}
+
+/*
+ * The queue tick: a service with an endpoint ready again releases its
+ * whole queue (each request picks for itself); requests past the
+ * fail-fast time are released too (they then get 503).
+ */
+static void svc_queue_cb(struct loop *loop, struct loop_timer *tm)
+{
+	struct svc_table *st = (struct svc_table *)((char *)tm -
+	                        offsetof(struct svc_table, qtimer));
+	uint64_t now = loop_now_ms(loop), now_ns = svc_now_ns();
+	struct svc *s;
+
+	for (s = st->all; s; s = s->next) {
+		int ready;
+
+		if (!s->qlen)
+			continue;
+		ready = svc_can_pick(s, now_ns);
+		/* a callback may cancel other waiters: restart from the
+		 * head after each one */
+		while (s->qhead && (ready || s->qhead->deadline_ms <= now)) {
+			struct svc_wait *w = s->qhead;
+
+			if (!ready)
+				st->stats.queue_failfast++;
+			svc_dequeue(w);
+			w->armed = 0;
+			w->cb(w->arg);
+		}
+	}
+	if (st->queued)
+		loop_timer_arm(loop, &st->qtimer, SVC_QUEUE_TICK_MS);
+}
+
 enum svc_res svc_pick(struct svc_table *st, struct str authority,
-                      struct svc_lease *lease, struct dst_wait *w,
-                      dst_wait_fn cb, void *arg)
+                      struct svc_lease *lease, struct svc_wait *w,
+                      svc_wait_fn cb, void *arg)
 {
 	struct dst_target *t;
 	struct svc *s;
@@ -296,9 +420,13 @@ enum svc_res svc_pick(struct svc_table *st, struct str authority,
 			dst_target_unref(t);
 			return SVC_PENDING;
 		}
-		rc = dst_wait(t, w, cb, arg);
+		w->cb = cb;
+		w->arg = arg;
+		w->svc = NULL;
+		rc = dst_wait(t, &w->dw, svc_dst_done, w);
 		dst_target_unref(t);
 		if (rc == 0) {
+			w->armed = 1;
 			st->stats.pending++;
 			return SVC_PENDING;
 		}
@@ -321,11 +449,9 @@ enum svc_res svc_pick(struct svc_table *st, struct str authority,
 	now_ns = svc_now_ns();
 	if (svc_sync(s, now_ns) < 0)
 		return SVC_ERROR;
-	if (s->t->nep == 0) {
-		st->stats.no_endpoints++;
-		return SVC_NO_ENDPOINTS;
-	}
-	rc = balance_pick(&s->bal, now_ns, &lease->h);
+	rc = s->t->nep ? balance_pick(&s->bal, now_ns, &lease->h) : -ENOENT;
+	if (rc < 0 && w && svc_enqueue(s, w, cb, arg) == 0)
+		return SVC_PENDING;
 	if (rc == -EAGAIN) {
 		st->stats.unavailable++;
 		return SVC_UNAVAILABLE;
@@ -476,6 +602,12 @@ int svc_table_render(const struct svc_table *st, struct buf *out)
 	rc |= svc_metric(out, "outbound_balancer_unavailable_total", "counter",
 	                 "Requests failed fast: every endpoint ejected.",
 	                 s->unavailable);
+	rc |= svc_metric(out, "outbound_balancer_queued_total", "counter",
+	                 "Requests that waited in a service's queue for an "
+	                 "endpoint.", s->queued_total);
+	rc |= svc_metric(out, "outbound_balancer_queue_failfast_total",
+	                 "counter", "Queued requests released without an "
+	                 "endpoint (503).", s->queue_failfast);
 	rc |= svc_metric(out, "outbound_balancer_no_endpoints_total",
 	                 "counter", "Requests to a service without "
 	                 "endpoints.", s->no_endpoints);

@@ -41,16 +41,45 @@ struct svc;
 /* svc_pick results */
 enum svc_res {
 	SVC_PICKED = 0,      /* <lease> holds an endpoint */
-	SVC_PENDING,         /* the name is being resolved: <w> is armed */
+	SVC_PENDING,         /* parked: <w> is armed (the name is being
+	                      * resolved, or no endpoint is available and
+	                      * the request waits in the service's queue) */
 	SVC_UNKNOWN,         /* the controller does not know the name */
 	SVC_FAILED,          /* no answer within the resolution timeout */
 	SVC_NO_ENDPOINTS,    /* known, but no endpoint now */
-	SVC_UNAVAILABLE,     /* every endpoint is ejected (fail fast) */
+	SVC_UNAVAILABLE,     /* every endpoint is ejected and the queue
+	                      * is full or was waited on already */
 	SVC_ERROR,           /* out of memory or a limit */
 };
 
 /* "picked", "pending", ... */
 const char *svc_res_str(enum svc_res r);
+
+/*
+ * A request parked by svc_pick: either waiting for its name's first
+ * resolution (inside the destination client) or in its service's queue
+ * (no endpoint available now). Embedded in the caller's object; cancel it
+ * with svc_wait_cancel before that object goes away.
+ */
+typedef void (*svc_wait_fn)(void *arg);
+
+struct svc_wait {
+	struct dst_wait dw;          /* private */
+	svc_wait_fn cb;              /* private */
+	void *arg;                   /* private */
+	struct svc *svc;             /* private: queued here */
+	struct svc_wait *prev, *next; /* private */
+	uint64_t deadline_ms;        /* private */
+	int queued_once;             /* rw: 1 once this request waited in a
+	                              * queue (it does not queue again); the
+	                              * caller zeroes it for a new request */
+	int armed;                   /* ro: 1 while a callback is due */
+};
+
+/* The queue in front of a service's balancer (Linkerd's: capacity 100,
+ * fail-fast after 3 s). */
+#define SVC_QUEUE_MAX 100
+#define SVC_FAILFAST_MS 3000
 
 struct svc_lease {
 	struct svc *svc;             /* NULL: nothing leased */
@@ -68,6 +97,8 @@ struct svc_stats {
 	uint64_t timeouts;           /* route timeouts that fired */
 	uint64_t pending;            /* picks that had to wait */
 	uint64_t unknown, failed, no_endpoints, unavailable;
+	uint64_t queued_total;       /* requests that waited in a queue */
+	uint64_t queue_failfast;     /* ... and left it without an endpoint */
 	uint64_t rebuilds;           /* balancer lists rebuilt */
 };
 
@@ -82,6 +113,8 @@ struct svc_table {
 	uint32_t hsize;
 	struct svc *all;
 	struct loop_timer sweep;
+	struct loop_timer qtimer;    /* queued requests: re-try, fail fast */
+	uint32_t queued;             /* requests in all queues */
 	uint64_t seed;
 };
 
@@ -104,14 +137,18 @@ void svc_table_fini(struct svc_table *st);
 /*
  * Picks an endpoint of <authority> for one request. SVC_PICKED fills
  * <lease>; SVC_PENDING arms <w> (embedded in the caller's object):
- * <cb>(<arg>, t, res) follows once from the loop unless dst_wait_cancel
- * (<w>) runs first, and the caller then calls svc_pick again. Every other
- * result leaves <lease> empty. <w> may be NULL: PENDING is then returned
- * without waiting.
+ * <cb>(<arg>) follows once from the loop unless svc_wait_cancel(<w>) runs
+ * first, and the caller then calls svc_pick again with the same <w>. A
+ * request finding no endpoint available waits in the service's queue (at
+ * most SVC_QUEUE_MAX, SVC_FAILFAST_MS) until one is, once per request. Every other result leaves <lease> empty. <w> may be NULL:
+ * nothing waits then.
  */
 enum svc_res svc_pick(struct svc_table *st, struct str authority,
-                      struct svc_lease *lease, struct dst_wait *w,
-                      dst_wait_fn cb, void *arg);
+                      struct svc_lease *lease, struct svc_wait *w,
+                      svc_wait_fn cb, void *arg);
+
+/* Disarms <w>; no-op when not armed (also on a zeroed struct). */
+void svc_wait_cancel(struct svc_wait *w);
 
 /*
  * Returns a lease with the outcome: <success> 0 for a connection failure

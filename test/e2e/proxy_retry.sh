@@ -262,3 +262,29 @@ out=$(curl -s -m 5 "http://127.0.0.1:$ADM2/metrics")
 check_out "dst_* labels on the balanced requests' series" \
 	'response_total\{[^}]*dst_namespace="t",dst_service="web"[^}]*dst_pod="good"' \
 	echo "$out"
+
+# ---- the queue in front of a service's balancer ----------------------------
+# "empty.t" selects no workload: a request waits up to 3 s for an endpoint
+# (Linkerd's fail-fast time), then gets 503; an endpoint that appears
+# meanwhile serves it.
+cp "$tmp/reg.yaml" "$tmp/reg.base"
+{ sed '/^workloads:/,$d' "$tmp/reg.base"
+  printf '  - name: empty\n    namespace: t\n    ports: [{port: 80, target_port: %s}]\n    selector: {app: nobody}\n' "$P_APP"
+  sed -n '/^workloads:/,$p' "$tmp/reg.base"; } > "$tmp/reg.new" && mv "$tmp/reg.new" "$tmp/reg.yaml"
+sleep 0.6
+read -r code secs <<<"$(curl -s -m 8 -o /dev/null -w '%{http_code} %{time_total}' \
+	-H 'Host: empty.t:80' "http://127.0.0.1:$OUT2/ok")"
+ms=$(awk -v s="$secs" 'BEGIN { printf "%d", s * 1000 }')
+check "no endpoint: the request waits ~3 s in the queue, then 503 (got $code in $ms ms)" \
+	test "$code" = 503 -a $ms -ge 2900 -a $ms -lt 4500
+curl -s -m 8 -o "$tmp/late.out" -w '%{http_code} %{time_total}' -H 'Host: empty.t:80' \
+	"http://127.0.0.1:$OUT2/ok" > "$tmp/late.code" &
+late=$!
+sleep 0.8
+sed 's/selector: {app: nobody}/selector: {app: web}/' "$tmp/reg.yaml" > "$tmp/reg.new" &&
+	mv "$tmp/reg.new" "$tmp/reg.yaml"
+wait $late
+read -r code secs < "$tmp/late.code"
+ms=$(awk -v s="$secs" 'BEGIN { printf "%d", s * 1000 }')
+check "an endpoint that appears while a request waits serves it (got $code in $ms ms)" \
+	test "$code" = 200 -a $ms -ge 700 -a $ms -lt 2900
