@@ -127,6 +127,7 @@ cmd_bench() {
 	need $pkgs_bench
 	[ -x test/bench/run.sh ] || die "test/bench/run.sh: no benchmark yet"
 	test/bench/run.sh "$@"
+	test/bench/propagation.sh
 }
 
 cmd_image() {
