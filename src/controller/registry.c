@@ -29,16 +29,13 @@
  *    a merge walk over the (key-sorted) label arrays.
  */
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/inotify.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <yaml.h>
@@ -142,51 +139,6 @@ static void *rg_calloc(struct rg_arena *a, size_t n, size_t size)
 	return p;
 }
 
-/* ---- fragments ---- */
-
-/* Where an entry's name is, for messages (1-based). */
-struct rg_pos {
-	uint32_t line, col;
-};
-
-/*
- * One parsed file: its services and workloads in file order, validated but
- * not resolved (ports have no endpoints) and not checked for (ns, name)
- * uniqueness; both happen when fragments are assembled into a registry.
- * Immutable once rg_frag_parse returns it; reference counted (registries
- * built from it hold a reference, so their strings, labels, routes and
- * addresses can point into it). Lives in its own block list, like a
- * registry.
- */
-struct rg_frag {
-	unsigned refs;
-	const char *path;                 /* for messages */
-	struct registry_service *services;
-	size_t nservices;
-	struct registry_workload *workloads;
-	size_t nworkloads;
-	struct rg_pos *spos, *wpos;       /* the name of each entry */
-	struct rg_block *blocks;
-};
-
-static struct rg_frag *rg_frag_ref(struct rg_frag *f)
-{
-	f->refs++;
-	return f;
-}
-
-static void rg_frag_unref(struct rg_frag *f)
-{
-	if (f && --f->refs == 0)
-		rg_blocks_free(f->blocks);   /* f lives in one of them */
-}
-
-/* The fragments a registry shares (in its own arena). */
-struct rg_parts {
-	size_t n;
-	struct rg_frag *f[];
-};
-
 /* ---- parse context and the node interface ---- */
 
 enum rg_kind {
@@ -221,8 +173,7 @@ struct rg_ctx {
 	/* output */
 	struct rg_arena out;
 	struct rg_arena tmp;
-	struct rg_frag *f;            /* parsing: the fragment */
-	struct registry *r;           /* assembling: the registry */
+	struct registry *r;
 	char *err;
 	size_t errlen;
 	int failed;
@@ -1111,11 +1062,10 @@ static const char *const rg_service_keys[] = {
 	"routes"
 };
 
-/* Reads one service entry; <*name_pos> gets its name's position. */
+/* Reads one service entry; <*name_node> gets its name's node. */
 static int rg_service(struct rg_ctx *c, int n, struct registry_service *s,
-                      struct rg_pos *name_pos)
+                      int *name_node)
 {
-	unsigned nl, nc;
 	int f[SF_N], k, v;
 	struct rg_it it;
 	size_t cnt, i, j;
@@ -1128,10 +1078,7 @@ static int rg_service(struct rg_ctx *c, int n, struct registry_service *s,
 		return rg_fail(c, n, "service: missing required key \"name\"");
 	if (rg_get_label_name(c, f[SF_NAME], "service name", &s->name) < 0)
 		return -1;
-	/* after the entry's line: the JSON line cursor only moves forward */
-	rg_pos(c, f[SF_NAME], &nl, &nc);
-	name_pos->line = nl;
-	name_pos->col = nc;
+	*name_node = f[SF_NAME];
 	s->ns = "default";
 	if (f[SF_NS] >= 0 &&
 	    rg_get_label_name(c, f[SF_NS], "namespace", &s->ns) < 0)
@@ -1237,9 +1184,8 @@ static int rg_addr(struct rg_ctx *c, int n, struct registry_addr *a)
 }
 
 static int rg_workload(struct rg_ctx *c, int n, struct registry_workload *w,
-                       struct rg_pos *name_pos)
+                       int *name_node)
 {
-	unsigned nl, nc;
 	int f[WF_N], k, v;
 	struct rg_it it;
 	size_t cnt, i;
@@ -1253,9 +1199,7 @@ static int rg_workload(struct rg_ctx *c, int n, struct registry_workload *w,
 		               "\"name\"");
 	if (rg_get_label_name(c, f[WF_NAME], "workload name", &w->name) < 0)
 		return -1;
-	rg_pos(c, f[WF_NAME], &nl, &nc);
-	name_pos->line = nl;
-	name_pos->col = nc;
+	*name_node = f[WF_NAME];
 	w->ns = "default";
 	if (f[WF_NS] >= 0 &&
 	    rg_get_label_name(c, f[WF_NS], "namespace", &w->ns) < 0)
@@ -1306,61 +1250,14 @@ static int rg_workload(struct rg_ctx *c, int n, struct registry_workload *w,
 	return 0;
 }
 
-/* ---- the document (one fragment) ---- */
+/* ---- sorting, uniqueness, endpoints ---- */
 
-static int rg_document(struct rg_ctx *c, int root)
-{
-	static const char *const keys[] = { "services", "workloads" };
-	struct rg_frag *fr = c->f;
-	int f[2], k, v;
-	struct rg_it it;
-	size_t ns, nw, i;
-
-	if (rg_kind(c, root) != RG_MAP)
-		return rg_fail(c, root, "the top level must be a mapping "
-		               "with \"services\" and \"workloads\"");
-	if (rg_fields(c, root, "the top level", keys, 2, f) < 0)
-		return -1;
-	if (rg_seq(c, f[0], "services", REGISTRY_MAX_SERVICES, &ns) < 0 ||
-	    rg_seq(c, f[1], "workloads", REGISTRY_MAX_WORKLOADS, &nw) < 0)
-		return -1;
-	fr->services = rg_calloc(&c->out, ns ? ns : 1, sizeof(*fr->services));
-	fr->spos = rg_calloc(&c->out, ns ? ns : 1, sizeof(*fr->spos));
-	fr->workloads = rg_calloc(&c->out, nw ? nw : 1,
-	                          sizeof(*fr->workloads));
-	fr->wpos = rg_calloc(&c->out, nw ? nw : 1, sizeof(*fr->wpos));
-	if (!fr->services || !fr->spos || !fr->workloads || !fr->wpos)
-		return rg_oom(c);
-	if (ns) {
-		rg_it_init(c, f[0], &it);
-		for (i = 0; rg_it_next(c, &it, &k, &v); i++)
-			if (rg_service(c, v, &fr->services[i], &fr->spos[i])
-			    < 0)
-				return -1;
-	}
-	if (nw) {
-		rg_it_init(c, f[1], &it);
-		for (i = 0; rg_it_next(c, &it, &k, &v); i++)
-			if (rg_workload(c, v, &fr->workloads[i],
-			                &fr->wpos[i]) < 0)
-				return -1;
-	}
-	fr->nservices = ns;
-	fr->nworkloads = nw;
-	return 0;
-}
-
-/* ---- assembling: uniqueness, sorting, endpoints ---- */
-
-/* An entry (service or workload) of the union, for uniqueness checks. */
+/* An entry (service or workload) while checking (ns, name) uniqueness. */
 struct rg_ref {
 	const char *ns;
 	const char *name;
-	uint32_t idx;          /* in union order */
-	uint32_t frag;         /* index of its fragment */
-	uint32_t line;         /* the entry's first line */
-	struct rg_pos pos;     /* its name */
-	const struct registry_service *s;   /* services only */
+	uint32_t idx;          /* index in file order */
+	int node;              /* its name node, for messages */
 };
 
 static int rg_ref_cmp(const void *a, const void *b)
@@ -1375,173 +1272,74 @@ static int rg_ref_cmp(const void *a, const void *b)
 	return d;
 }
 
-/* Reports <second> as a duplicate of <first> (earlier in the union):
- * "FILE:LINE:COL: duplicate ... (first at line N)" within one file,
- * "(first at OTHER:N)" across files. Returns -1. */
-static int rg_dup(struct rg_ctx *c, struct rg_frag *const *frags,
-                  const struct rg_ref *first, const struct rg_ref *second,
-                  const char *what)
+/* Sorts <refs> and fails on the second of two equal (ns, name). */
+static int rg_unique(struct rg_ctx *c, struct rg_ref *refs, size_t n,
+                     const char *what, const uint32_t *lines)
 {
-	c->file = frags[second->frag]->path;
-	if (first->frag == second->frag)
-		return rg_fail_at(c, second->pos.line, second->pos.col,
-		                  "duplicate %s \"%s\" in namespace \"%s\" "
-		                  "(first at line %u)", what, second->name,
-		                  second->ns, (unsigned)first->line);
-	return rg_fail_at(c, second->pos.line, second->pos.col,
-	                  "duplicate %s \"%s\" in namespace \"%s\" (first at "
-	                  "%s:%u)", what, second->name, second->ns,
-	                  frags[first->frag]->path, (unsigned)first->line);
-}
+	size_t i;
 
-/* FNV-1a over NUL-terminated strings, each followed by a 0xff byte. */
-static uint32_t rg_hash(uint32_t h, const char *s)
-{
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 16777619u;
-	}
-	h ^= 0xffu;
-	return h * 16777619u;
-}
-
-#define RG_HASH_SEED 2166136261u
-
-/* Smallest power of two >= 2 * <n> (at least 16). */
-static size_t rg_hash_size(size_t n)
-{
-	size_t sz = 16;
-
-	while (sz < 2 * n)
-		sz *= 2;
-	return sz;
-}
-
-/* Fails on the first workload whose (ns, name) an earlier one has: a hash
- * set over the union, linear in the number of workloads. <wfrag>, <wpos>:
- * each workload's fragment and name position. */
-static int rg_unique_workloads(struct rg_ctx *c, struct rg_frag *const *frags,
-                               const uint32_t *wfrag,
-                               const struct rg_pos *wpos)
-{
-	struct registry *r = c->r;
-	size_t sz = rg_hash_size(r->nworkloads), mask = sz - 1, i;
-	uint32_t *tab = rg_calloc(&c->tmp, sz, sizeof(*tab));
-
-	if (!tab)
-		return rg_oom(c);
-	for (i = 0; i < r->nworkloads; i++) {
-		const struct registry_workload *w = &r->workloads[i];
-		size_t slot = rg_hash(rg_hash(RG_HASH_SEED, w->ns), w->name) &
-		              mask;
-
-		for (; tab[slot]; slot = (slot + 1) & mask) {
-			size_t oi = tab[slot] - 1;
-			const struct registry_workload *o = &r->workloads[oi];
-			struct rg_ref a, b;
-
-			if (strcmp(o->name, w->name) || strcmp(o->ns, w->ns))
-				continue;
-			memset(&a, 0, sizeof(a));
-			memset(&b, 0, sizeof(b));
-			a.frag = wfrag[oi];
-			a.line = o->line;
-			b.frag = wfrag[i];
-			b.ns = w->ns;
-			b.name = w->name;
-			b.pos = wpos[i];
-			return rg_dup(c, frags, &a, &b, "workload");
-		}
-		tab[slot] = (uint32_t)i + 1;
+	qsort(refs, n, sizeof(*refs), rg_ref_cmp);
+	for (i = 1; i < n; i++) {
+		if (strcmp(refs[i].ns, refs[i - 1].ns) ||
+		    strcmp(refs[i].name, refs[i - 1].name))
+			continue;
+		/* report the later of the two in the file */
+		return rg_fail(c, refs[i].node, "duplicate %s \"%s\" in "
+		               "namespace \"%s\" (first at line %u)", what,
+		               refs[i].name, refs[i].ns,
+		               (unsigned)lines[refs[i - 1].idx]);
 	}
 	return 0;
 }
 
-/*
- * The selector index: one slot per distinct (ns, label key, label value)
- * of the workloads, holding the chain of label entries (hence workloads)
- * that carry it. Built in one pass (no sort), so that assembling stays
- * linear in the size of the union.
- */
-struct rg_lslot {
+/* (ns, key, value) -> workload, for selector lookups. */
+struct rg_lidx {
 	const char *ns;
 	const char *key;
 	const char *value;
-	uint32_t hash;
-	uint32_t count;        /* 0: empty slot */
-	uint32_t head, tail;   /* label entries */
+	uint32_t widx;
 };
 
-struct rg_lindex {
-	struct rg_lslot *slots;
-	size_t mask;
-	uint32_t *next;        /* per label entry: the next one, or UINT32_MAX */
-	uint32_t *widx;        /* per label entry: its workload */
-};
-
-static uint32_t rg_lhash(const char *ns, const struct registry_label *l)
+static int rg_lidx_cmp3(const struct rg_lidx *x, const char *ns,
+                        const char *key, const char *value)
 {
-	return rg_hash(rg_hash(rg_hash(RG_HASH_SEED, ns), l->key), l->value);
+	int d = strcmp(x->ns, ns);
+
+	if (!d)
+		d = strcmp(x->key, key);
+	if (!d)
+		d = strcmp(x->value, value);
+	return d;
 }
 
-/* The slot of (ns, l) (an empty one when absent). */
-static struct rg_lslot *rg_lindex_slot(struct rg_lindex *ix, const char *ns,
-                                       const struct registry_label *l,
-                                       uint32_t h)
+static int rg_lidx_cmp(const void *a, const void *b)
 {
-	size_t i = h & ix->mask;
+	const struct rg_lidx *x = a, *y = b;
+	int d = rg_lidx_cmp3(x, y->ns, y->key, y->value);
 
-	for (;; i = (i + 1) & ix->mask) {
-		struct rg_lslot *s = &ix->slots[i];
-
-		if (!s->count)
-			return s;
-		if (s->hash == h && strcmp(s->value, l->value) == 0 &&
-		    strcmp(s->key, l->key) == 0 && strcmp(s->ns, ns) == 0)
-			return s;
-	}
+	if (!d)
+		d = x->widx < y->widx ? -1 : x->widx > y->widx;
+	return d;
 }
 
-static int rg_lindex_build(struct rg_ctx *c, struct rg_lindex *ix)
+/* First index in sorted <ix> not less than (ns, key, value) (upper: not
+ * less or equal). */
+static size_t rg_lidx_bound(const struct rg_lidx *ix, size_t n,
+                            const char *ns, const struct registry_label *l,
+                            int upper)
 {
-	struct registry *r = c->r;
-	size_t nix = 0, w, j;
-	uint32_t e = 0;
+	size_t lo = 0, hi = n;
 
-	for (w = 0; w < r->nworkloads; w++)
-		nix += r->workloads[w].nlabels;
-	if (nix >= UINT32_MAX)
-		return rg_oom(c);
-	ix->mask = rg_hash_size(nix) - 1;
-	ix->slots = rg_calloc(&c->tmp, ix->mask + 1, sizeof(*ix->slots));
-	ix->next = rg_alloc(&c->tmp, (nix ? nix : 1) * sizeof(*ix->next));
-	ix->widx = rg_alloc(&c->tmp, (nix ? nix : 1) * sizeof(*ix->widx));
-	if (!ix->slots || !ix->next || !ix->widx)
-		return rg_oom(c);
-	for (w = 0; w < r->nworkloads; w++) {
-		const struct registry_workload *wl = &r->workloads[w];
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int d = rg_lidx_cmp3(&ix[mid], ns, l->key, l->value);
 
-		for (j = 0; j < wl->nlabels; j++, e++) {
-			const struct registry_label *l = &wl->labels[j];
-			uint32_t h = rg_lhash(wl->ns, l);
-			struct rg_lslot *s = rg_lindex_slot(ix, wl->ns, l, h);
-
-			ix->widx[e] = (uint32_t)w;
-			ix->next[e] = UINT32_MAX;
-			if (!s->count) {
-				s->ns = wl->ns;
-				s->key = l->key;
-				s->value = l->value;
-				s->hash = h;
-				s->head = e;
-			} else {
-				ix->next[s->tail] = e;
-			}
-			s->tail = e;
-			s->count++;
-		}
+		if (d < 0 || (upper && d == 0))
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
-	return 0;
+	return lo;
 }
 
 /* 1 when the key-sorted <have> includes every label of key-sorted <want>. */
@@ -1568,7 +1366,7 @@ static int rg_labels_include(const struct registry_label *have, size_t nh,
 	return 1;
 }
 
-/* A candidate endpoint address with the workload's union index. */
+/* A candidate endpoint address with the workload's file index. */
 struct rg_cand {
 	struct registry_addr a;
 	uint32_t widx;
@@ -1587,45 +1385,54 @@ static int rg_cand_cmp(const void *x_, const void *y_)
 	return d;
 }
 
-/*
- * Gives every port of every service of c->r its endpoints. A service looks
- * up each selector label in the index, walks the shortest chain and checks
- * the remaining labels with a merge walk. <spos>, <sfile>: each (sorted)
- * service's name position and file, for the endpoint limit's message.
- */
-static int rg_resolve(struct rg_ctx *c, const struct rg_pos *spos,
-                      const char *const *sfile)
+static int rg_resolve(struct rg_ctx *c, const int *svc_nodes)
 {
 	struct registry *r = c->r;
-	struct rg_lindex ix;
+	struct rg_lidx *ix;
 	struct rg_cand *cand = NULL;
-	size_t i, j, capc = 0;
+	size_t nix = 0, i, j, w, capc = 0;
 	int rc = -1;
 
-	if (rg_lindex_build(c, &ix) < 0)
-		return -1;
+	for (w = 0; w < r->nworkloads; w++)
+		nix += r->workloads[w].nlabels;
+	ix = rg_calloc(&c->tmp, nix ? nix : 1, sizeof(*ix));
+	if (!ix)
+		return rg_oom(c);
+	nix = 0;
+	for (w = 0; w < r->nworkloads; w++) {
+		const struct registry_workload *wl = &r->workloads[w];
+
+		for (j = 0; j < wl->nlabels; j++) {
+			ix[nix].ns = wl->ns;
+			ix[nix].key = wl->labels[j].key;
+			ix[nix].value = wl->labels[j].value;
+			ix[nix].widx = (uint32_t)w;
+			nix++;
+		}
+	}
+	qsort(ix, nix, sizeof(*ix), rg_lidx_cmp);
+
 	for (i = 0; i < r->nservices; i++) {
 		struct registry_service *s = &r->services[i];
-		const struct rg_lslot *best = NULL;
-		size_t ncand = 0, nuniq, p;
-		uint32_t e;
+		size_t lo = 0, hi = 0, best = SIZE_MAX, ncand = 0, nuniq, p;
 
 		if (!s->nselector)
 			continue;
 		for (j = 0; j < s->nselector; j++) {
-			const struct rg_lslot *sl = rg_lindex_slot(
-				&ix, s->ns, &s->selector[j],
-				rg_lhash(s->ns, &s->selector[j]));
+			size_t l = rg_lidx_bound(ix, nix, s->ns,
+			                         &s->selector[j], 0);
+			size_t h = rg_lidx_bound(ix, nix, s->ns,
+			                         &s->selector[j], 1);
 
-			if (!best || sl->count < best->count)
-				best = sl;
-			if (!sl->count)
-				break;
+			if (h - l < best) {
+				best = h - l;
+				lo = l;
+				hi = h;
+			}
 		}
-		for (e = best->count ? best->head : UINT32_MAX;
-		     e != UINT32_MAX; e = ix.next[e]) {
+		for (j = lo; j < hi; j++) {
 			const struct registry_workload *wl =
-				&r->workloads[ix.widx[e]];
+				&r->workloads[ix[j].widx];
 			size_t a;
 
 			if (!rg_labels_include(wl->labels, wl->nlabels,
@@ -1646,7 +1453,7 @@ static int rg_resolve(struct rg_ctx *c, const struct rg_pos *spos,
 			}
 			for (a = 0; a < wl->naddrs; a++) {
 				cand[ncand].a = wl->addrs[a];
-				cand[ncand].widx = ix.widx[e];
+				cand[ncand].widx = ix[j].widx;
 				ncand++;
 			}
 		}
@@ -1663,10 +1470,9 @@ static int rg_resolve(struct rg_ctx *c, const struct rg_pos *spos,
 		}
 		if (nuniq * s->nports > REGISTRY_MAX_ENDPOINTS -
 		    MIN(r->nendpoints, (size_t)REGISTRY_MAX_ENDPOINTS)) {
-			c->file = sfile[i];
-			rg_fail_at(c, spos[i].line, spos[i].col, "too many "
-			           "endpoints: more than %d over all service "
-			           "ports", REGISTRY_MAX_ENDPOINTS);
+			rg_fail(c, svc_nodes[i], "too many endpoints: more "
+			        "than %d over all service ports",
+			        REGISTRY_MAX_ENDPOINTS);
 			goto out;
 		}
 		for (p = 0; p < s->nports; p++) {
@@ -1678,12 +1484,12 @@ static int rg_resolve(struct rg_ctx *c, const struct rg_pos *spos,
 				goto out;
 			}
 			for (j = 0; j < nuniq; j++) {
-				struct registry_endpoint *ep = &pt->eps[j];
+				struct registry_endpoint *e = &pt->eps[j];
 
-				memcpy(ep->ip, cand[j].a.ip, 16);
-				ep->iplen = cand[j].a.iplen;
-				ep->port = pt->target_port;
-				ep->workload = &r->workloads[cand[j].widx];
+				memcpy(e->ip, cand[j].a.ip, 16);
+				e->iplen = cand[j].a.iplen;
+				e->port = pt->target_port;
+				e->workload = &r->workloads[cand[j].widx];
 			}
 			pt->neps = nuniq;
 			r->nendpoints += nuniq;
@@ -1693,6 +1499,80 @@ static int rg_resolve(struct rg_ctx *c, const struct rg_pos *spos,
 out:
 	mem_free(cand);
 	return rc;
+}
+
+/* ---- the document ---- */
+
+static int rg_document(struct rg_ctx *c, int root)
+{
+	static const char *const keys[] = { "services", "workloads" };
+	struct registry *r = c->r;
+	struct registry_service *svc;
+	struct rg_ref *refs;
+	uint32_t *lines;
+	int f[2], k, v, *snodes, *sorted_nodes;
+	struct rg_it it;
+	size_t ns, nw, i;
+
+	if (rg_kind(c, root) != RG_MAP)
+		return rg_fail(c, root, "the top level must be a mapping "
+		               "with \"services\" and \"workloads\"");
+	if (rg_fields(c, root, "the top level", keys, 2, f) < 0)
+		return -1;
+	if (rg_seq(c, f[0], "services", REGISTRY_MAX_SERVICES, &ns) < 0 ||
+	    rg_seq(c, f[1], "workloads", REGISTRY_MAX_WORKLOADS, &nw) < 0)
+		return -1;
+	/* services first, in file order, into scratch; sorted copy below */
+	svc = rg_calloc(&c->tmp, ns ? ns : 1, sizeof(*svc));
+	snodes = rg_calloc(&c->tmp, ns ? ns : 1, sizeof(*snodes));
+	refs = rg_calloc(&c->tmp, MAX(ns, nw) ? MAX(ns, nw) : 1,
+	                 sizeof(*refs));
+	lines = rg_calloc(&c->tmp, MAX(ns, nw) ? MAX(ns, nw) : 1,
+	                  sizeof(*lines));
+	r->workloads = rg_calloc(&c->out, nw ? nw : 1, sizeof(*r->workloads));
+	if (!svc || !snodes || !refs || !lines || !r->workloads)
+		return rg_oom(c);
+	if (ns) {
+		rg_it_init(c, f[0], &it);
+		for (i = 0; rg_it_next(c, &it, &k, &v); i++)
+			if (rg_service(c, v, &svc[i], &snodes[i]) < 0)
+				return -1;
+	}
+	if (nw) {
+		rg_it_init(c, f[1], &it);
+		for (i = 0; rg_it_next(c, &it, &k, &v); i++) {
+			if (rg_workload(c, v, &r->workloads[i], &refs[i].node)
+			    < 0)
+				return -1;
+			refs[i].ns = r->workloads[i].ns;
+			refs[i].name = r->workloads[i].name;
+			refs[i].idx = (uint32_t)i;
+			lines[i] = r->workloads[i].line;
+		}
+	}
+	r->nworkloads = nw;
+	if (rg_unique(c, refs, nw, "workload", lines) < 0)
+		return -1;
+
+	for (i = 0; i < ns; i++) {
+		refs[i].ns = svc[i].ns;
+		refs[i].name = svc[i].name;
+		refs[i].idx = (uint32_t)i;
+		refs[i].node = snodes[i];
+		lines[i] = svc[i].line;
+	}
+	if (rg_unique(c, refs, ns, "service", lines) < 0)
+		return -1;
+	r->services = rg_calloc(&c->out, ns ? ns : 1, sizeof(*r->services));
+	sorted_nodes = rg_calloc(&c->tmp, ns ? ns : 1, sizeof(*sorted_nodes));
+	if (!r->services || !sorted_nodes)
+		return rg_oom(c);
+	for (i = 0; i < ns; i++) {
+		r->services[i] = svc[refs[i].idx];
+		sorted_nodes[i] = snodes[refs[i].idx];
+	}
+	r->nservices = ns;
+	return rg_resolve(c, sorted_nodes);
 }
 
 static int rg_yaml_error(struct rg_ctx *c, yaml_parser_t *p)
