@@ -149,6 +149,10 @@ ssize_t grpc_deframer_push(struct grpc_deframer *df, const void *p, size_t n)
 				return deframer_fail(df, GRPC_RESOURCE_EXHAUSTED,
 				        "message larger than the maximum");
 			buf_reset(&df->body);
+			/* one block of the message's size, not doublings */
+			if (df->need && !buf_reserve(&df->body, df->need))
+				return deframer_fail(df, GRPC_RESOURCE_EXHAUSTED,
+				                     "out of memory");
 		} else {
 			take = df->need;
 			if (take > n - off)
@@ -183,7 +187,8 @@ void grpc_deframer_next(struct grpc_deframer *df)
 		return;
 	df->ready = 0;
 	df->hdr_got = 0;
-	buf_reset(&df->body);
+	/* nothing is kept between messages: an idle stream holds no buffer */
+	buf_free(&df->body);
 }
 
 int grpc_deframer_finish(struct grpc_deframer *df)
@@ -590,6 +595,8 @@ static int flush_out(struct h2_conn *h2, int32_t id, struct buf *out)
 			break;
 		buf_consume(out, (size_t)w);
 	}
+	if (!buf_len(out))
+		buf_free(out);      /* sent: an idle call keeps no buffer */
 	return 0;
 }
 
@@ -947,6 +954,9 @@ struct grpc_client {
 	size_t max_msg;
 	size_t arena_size;
 	struct grpc_ccall *calls;   /* live calls, for grpc_client_free */
+	char *dec;                  /* shared decode block, made on first use */
+	size_t dec_size;
+	int dec_busy;               /* a callback is using <dec> */
 };
 
 struct grpc_ccall {
@@ -957,7 +967,6 @@ struct grpc_ccall {
 	void *ctx;
 	const struct pb_msg_desc *resp_d;
 	struct grpc_deframer df;
-	struct grpc_decode_mem resp;
 	struct buf out;             /* the request, until the stream takes it */
 	struct buf msg;             /* the status message */
 	enum grpc_status st;
@@ -988,7 +997,6 @@ static void ccall_free(struct grpc_ccall *call)
 	grpc_deframer_free(&call->df);
 	buf_free(&call->out);
 	buf_free(&call->msg);
-	mem_free(call->resp.block);
 	mem_free(call);
 }
 
@@ -1024,6 +1032,53 @@ static int cl_on_head(void *ctx, int32_t id, void *su,
 	return 0;
 }
 
+/*
+ * Decodes <msg> for <call> and hands it to on_message. The decoded message
+ * lives in the client's one decode block (the callback's copy is valid
+ * during the callback only), so calls at rest hold no arena; a block made
+ * for the occasion serves a delivery nested in another's callback.
+ * Returns 0, or -1 with the decoding error in <err> ("" when memory is
+ * short).
+ */
+static int cl_deliver(struct grpc_client *cl, struct grpc_ccall *call,
+                      struct str msg, char *err, size_t errlen)
+{
+	size_t head = (call->resp_d->size + 15) & ~(size_t)15;
+	size_t need = head + cl->arena_size;
+	struct pb_arena arena;
+	char *blk = NULL;
+	int own = 0, rc;
+
+	err[0] = '\0';
+	if (!cl->dec_busy && cl->dec_size < need) {
+		MEM_FREE(&cl->dec);
+		cl->dec_size = 0;
+		if (!(cl->dec = mem_alloc(need)))
+			return -1;
+		cl->dec_size = need;
+	}
+	if (!cl->dec_busy) {
+		blk = cl->dec;
+		cl->dec_busy = 1;
+	} else {
+		if (!(blk = mem_alloc(need)))
+			return -1;
+		own = 1;
+	}
+	pb_arena_init(&arena, blk + head, need - head);
+	rc = pb_decode(call->resp_d, blk, msg.p, msg.len, &arena, err,
+	               errlen) < 0 ? -1 : 0;
+	if (rc == 0 && !err[0] && call->cb.on_message)
+		call->cb.on_message(call->ctx, call, blk);
+	if (rc < 0 && !err[0])
+		snprintf(err, errlen, "cannot decode the response");
+	if (own)
+		mem_free(blk);
+	else
+		cl->dec_busy = 0;
+	return rc;
+}
+
 static int cl_on_data(void *ctx, int32_t id, void *su, const char *p,
                       size_t n)
 {
@@ -1046,14 +1101,12 @@ static int cl_on_data(void *ctx, int32_t id, void *su, const char *p,
 		off += (size_t)c;
 		if (!grpc_deframer_msg(&call->df, &msg))
 			continue;
-		pb_arena_reset(&call->resp.arena);
-		if (pb_decode(call->resp_d, call->resp.msg, msg.p, msg.len,
-		              &call->resp.arena, err, sizeof(err)) < 0) {
-			ccall_fail(call, GRPC_INTERNAL, err);
+		if (cl_deliver(cl, call, msg, err, sizeof(err)) < 0) {
+			ccall_fail(call, err[0] ? GRPC_INTERNAL :
+			           GRPC_RESOURCE_EXHAUSTED,
+			           err[0] ? err : "out of memory");
 			return 0;
 		}
-		if (call->cb.on_message)
-			call->cb.on_message(call->ctx, call, call->resp.msg);
 		grpc_deframer_next(&call->df);
 		if (call->has_status)   /* cancelled from the callback */
 			return 0;
@@ -1165,6 +1218,7 @@ void grpc_client_free(struct grpc_client *c)
 	while (c->calls)
 		ccall_free(c->calls);
 	h2_free(c->h2);
+	mem_free(c->dec);
 	mem_free(c);
 }
 
@@ -1189,8 +1243,7 @@ struct grpc_ccall *grpc_client_call(struct grpc_client *c,
 		return NULL;
 	}
 	call = mem_calloc(1, sizeof(*call));
-	if (!call || decode_mem_init(&call->resp, resp_d, c->arena_size) < 0) {
-		mem_free(call);
+	if (!call) {
 		*rc = -ENOMEM;
 		return NULL;
 	}

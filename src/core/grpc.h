@@ -115,7 +115,9 @@ ssize_t grpc_frame_pb(struct buf *out, const struct pb_msg_desc *d,
  *
  * push stops right after a message completes, so at most one message is
  * pending; while one is pending push consumes nothing (returns 0). Errors
- * are sticky: every later push returns -1.
+ * are sticky: every later push returns -1. The message buffer is made at
+ * the size of each message when its prefix arrives and released by
+ * grpc_deframer_next: between messages a deframer holds no memory.
  */
 struct grpc_deframer {
 	uint8_t hdr[GRPC_PREFIX_LEN];  /* private: prefix bytes seen */
@@ -358,7 +360,11 @@ struct grpc_ccall_cb {
 	                  enum grpc_status st, const char *message);
 };
 
-/* A client connection; parameters as for grpc_server_new. */
+/* A client connection; parameters as for grpc_server_new, except that
+ * <arena_size> sizes the client's one decode block: response messages are
+ * decoded into it one at a time (made on the first message, kept with the
+ * client), so a call at rest holds no arena, no message buffer and, once
+ * its request is sent, no request buffer. */
 struct grpc_client *grpc_client_new(const struct h2_limits *lim,
                                     size_t max_msg, size_t arena_size,
                                     char *err, size_t errlen);

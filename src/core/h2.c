@@ -438,9 +438,12 @@ int h2_send_data_cb(nghttp2_session *ng, nghttp2_frame *fr,
 	s->qlen -= (uint32_t)len;
 	if (s->qlen == 0) {
 		s->qhead = 0;
-		/* idle rings go back to the budget when big, or when another
-		 * stream is waiting for budget */
-		if (s->qcap > H2_RING_MIN * 4 || c->sendq_starved)
+		/* idle rings go back to the budget when big, when another
+		 * stream is waiting for budget, or when nothing more will be
+		 * written (a long-lived stream that only receives, like a
+		 * gRPC server stream's request side, would hold it for hours) */
+		if (s->qcap > H2_RING_MIN * 4 || c->sendq_starved ||
+		    (s->flags & H2S_F_EOF))
 			h2_ring_release(c, s);
 	}
 	if (s->flags & H2S_F_WANT_WR)

@@ -20,8 +20,9 @@
  *
  * Decoding. The client decodes each message with shallow tables defined
  * here: Update's oneof members and DestinationProfile's routes and
- * endpoint are read as bytes, so the per-call arena (allocated for every
- * call) stays small. The inner messages are decoded here into one scratch
+ * endpoint are read as bytes, so the client's decode arena (one per
+ * connection, shared by the calls: a call at rest holds no decoding memory)
+ * stays small. The inner messages are decoded here into one scratch
  * arena per struct dst that grows (doubling) up to cfg.max_decode, and are
  * copied into target-owned blocks: nothing keeps pointing into a message.
  *

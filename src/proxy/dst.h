@@ -209,7 +209,8 @@ struct dst_cfg {
 	uint32_t max_label_bytes;    /* per endpoint and per set: 4096 */
 	uint32_t max_routes;         /* per profile: 256 */
 	size_t max_msg;              /* largest message: 4 MiB */
-	size_t call_arena;           /* per-call decode arena: 8 KiB */
+	size_t call_arena;           /* the gRPC client's one decode
+	                              * arena (shared by the calls): 8 KiB */
 	size_t max_decode;           /* scratch decode arena cap: 16 MiB */
 	const char *context_token;   /* GetDestination.context_token; copied */
 	uint32_t jitter_seed;        /* 0: from the clock */

@@ -354,28 +354,37 @@ static int h1_synth(struct conn *c, int status, const char *reason)
 
 /* Writing the request up failed: the proxy answers 502 (and goes on with
  * pipelined input when the connection survives). */
-static int h1_retry(struct conn *c, int stale);
+#define H1_MAX_ATTEMPTS 3
+#define H1_RETRY_ROUTE 0   /* h1_retry modes */
+#define H1_RETRY_STALE 1
+#define H1_RETRY_UNSENT 2
+static int h1_retry(struct conn *c, int mode);
 
 static int h1_up_write_failed(struct conn *c)
 {
 	c->h1.flags |= H1X_F_UP_DIRTY;
 	if (c->h1.sst == H1S_WAIT && c->h1.rscan == 0 &&
-	    (h1_retry(c, 1) || h1_retry(c, 0)))
+	    (h1_retry(c, H1_RETRY_STALE) || h1_retry(c, H1_RETRY_ROUTE)))
 		return 0;
 	return h1_synth(c, 502, "upstream write failed");
 }
 
 /*
- * Sends the request again to another pick of its service, when it may be
- * retried: its route is retryable and the copy of it is whole
+ * Sends the request again when it may be: the copy of it is whole
  * (H1X_F_REPLAY), it was sent completely, nothing of a response went to
- * the client, fewer than H1_MAX_ATTEMPTS were made and the retry budget
- * allows it. The current upstream is dropped (its response never reaches
- * the client). Returns 1 when retried (the exchange goes on), 0 when the
+ * the client and fewer than H1_MAX_ATTEMPTS were made; then by <mode>:
+ *  - H1_RETRY_ROUTE: its route is retryable and the budget allows it:
+ *    another pick of its service;
+ *  - H1_RETRY_UNSENT: a balanced request that never reached an
+ *    application (connection refused, or the endpoint's proxy could not
+ *    connect to its application): another endpoint, outside the budget;
+ *  - H1_RETRY_STALE: a reused keep-alive connection closed before any
+ *    answer: the same target on a fresh connection, once.
+ * The current upstream is dropped (its response never reaches the
+ * client). Returns 1 when sent again (the exchange goes on), 0 when the
  * caller must go on with the failure it has.
  */
-#define H1_MAX_ATTEMPTS 3
-static int h1_retry(struct conn *c, int stale)
+static int h1_retry(struct conn *c, int mode)
 {
 	struct proxy *px = c->px;
 	struct h1x *x = &c->h1;
@@ -387,14 +396,20 @@ static int h1_retry(struct conn *c, int stale)
 	    (x->flags & H1X_F_HEAD_SENT) || x->sst != H1S_WAIT ||
 	    x->attempts + 1 >= H1_MAX_ATTEMPTS)
 		return 0;
-	if (stale) {
+	if (mode == H1_RETRY_STALE) {
 		/* the request never reached a server: the same target again,
 		 * on a fresh connection, once, outside any budget */
 		if (!x->up || x->up->nreq == 0 || x->attempts)
 			return 0;
 		same = x->up->t->addr;
 		pool_target_close_idle(x->up->t);
-	} else if ((x->flags & H1X_F_STALE_OK) || !x->lease.svc ||
+	} else if ((x->flags & H1X_F_STALE_OK) || !x->lease.svc) {
+		return 0;
+	} else if (mode == H1_RETRY_UNSENT) {
+		if (svc_failover(&x->lease) != SVC_PICKED)
+			return 0;
+		same = x->lease.addr;
+	} else if (!(x->flags & H1X_F_RETRYABLE) ||
 	           svc_retry(&x->lease, 0, &refused) != SVC_PICKED) {
 		return 0;
 	} else {
@@ -473,7 +488,12 @@ static uint64_t h1_route_policy(struct conn *c, const struct http1_head *h,
 		tmo = route_ms;
 		x->flags |= H1X_F_ROUTE_TMO;
 	}
-	if (retryable && !(x->flags & H1X_F_UPGRADE) &&
+	if (retryable)
+		x->flags |= H1X_F_RETRYABLE;
+	/* every balanced request keeps its copy (64 KiB at most): one that
+	 * never reached an application moves to another endpoint whatever
+	 * its route says (h1_retry, H1_RETRY_UNSENT) */
+	if (!(x->flags & H1X_F_UPGRADE) &&
 	    (x->req.kind == HTTP1_BODY_NONE || x->req.kind ==
 	     HTTP1_BODY_CHUNKED || (x->req.kind == HTTP1_BODY_LENGTH &&
 	     x->req.remain <= H1_REPLAY_BODY_MAX))) {
@@ -802,6 +822,25 @@ void h1_kick(void *arg)
 
 /* ---- response side ---- */
 
+/*
+ * 1 when the 5xx <h> is a meshd proxy's own answer saying it could not
+ * connect to its application (its "meshd-proxy-error: connect failed"):
+ * the request reached no application, so it may go elsewhere.
+ */
+static int h1_unsent_answer(const struct http1_head *h)
+{
+	size_t i;
+
+	if (h->status != 502)
+		return 0;
+	for (i = 0; i < h->nheaders; i++)
+		if (h->headers[i].name_len == 17 &&
+		    !strncasecmp(h->headers[i].name, "meshd-proxy-error", 17))
+			return h->headers[i].value_len == 14 &&
+			       !memcmp(h->headers[i].value, "connect failed", 14);
+	return 0;
+}
+
 /* The upstream's response cannot be used: 502 (or abort), never reused. */
 static int h1_resp_fail(struct conn *c, const char *reason)
 {
@@ -876,7 +915,9 @@ static int h1_resp_head(struct conn *c, const char *data, size_t hl,
 		}
 		return 0;
 	}
-	if (h.status >= 500 && h1_retry(c, 0))
+	if (h.status >= 500 &&
+	    (h1_retry(c, h1_unsent_answer(&h) ? H1_RETRY_UNSENT
+	                                       : H1_RETRY_ROUTE)))
 		return -1;  /* the old response is dropped with its upstream */
 	x->status = (int16_t)h.status;
 	x->grpc = (int16_t)rewrite_grpc_status(&h);
@@ -1010,7 +1051,7 @@ static void h1_up_read(struct conn *c)
 	if (n < 0) {
 		x->flags |= H1X_F_UP_DIRTY;
 		if (x->sst == H1S_WAIT && x->rscan == 0 &&
-		    (h1_retry(c, 1) || h1_retry(c, 0)))
+		    (h1_retry(c, H1_RETRY_STALE) || h1_retry(c, H1_RETRY_ROUTE)))
 			return;
 		if (x->sst == H1S_WAIT)
 			h1_synth(c, 502, "upstream connection failed");
@@ -1021,7 +1062,7 @@ static void h1_up_read(struct conn *c)
 	if (n == 0) {
 		x->flags |= H1X_F_UP_DIRTY;
 		if (x->sst == H1S_WAIT && x->rscan == 0 &&
-		    (h1_retry(c, 1) || h1_retry(c, 0)))
+		    (h1_retry(c, H1_RETRY_STALE) || h1_retry(c, H1_RETRY_ROUTE)))
 			return;
 		if (x->sst == H1S_WAIT) {
 			h1_synth(c, 502, "upstream closed the connection");
@@ -1052,7 +1093,7 @@ void h1_up_io(struct conn *c, int revents)
 		if (r < 0) {
 			x->flags |= H1X_F_UP_DIRTY;
 			if (x->sst == H1S_WAIT && x->rscan == 0 &&
-			    (h1_retry(c, 1) || h1_retry(c, 0)))
+			    (h1_retry(c, H1_RETRY_STALE) || h1_retry(c, H1_RETRY_ROUTE)))
 				return;
 			if (x->sst == H1S_WAIT)
 				h1_synth(c, 502, "upstream write failed");
@@ -1076,7 +1117,8 @@ void h1_up_failed(struct conn *c, int err)
 	if (c->st != CONN_ST_H1)
 		return;
 	x->up = NULL;  /* pool.c closed it */
-	if (h1_retry(c, 0))
+	/* a connection that could not be made carried nothing */
+	if (h1_retry(c, H1_RETRY_UNSENT))
 		return;
 	if (err == -ETIMEDOUT)
 		h1_synth(c, 504, "connect timed out");

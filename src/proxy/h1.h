@@ -70,6 +70,7 @@ enum h1_sst { H1S_NONE = 0, H1S_WAIT, H1S_BODY, H1S_DONE };
 #define H1X_F_ROUTE_TMO  0x2000 /* the response timer is a route timeout */
 #define H1X_F_STALE_OK   0x4000 /* <replay> may only serve a stale-connection
                                  * retry (not a retryable route) */
+#define H1X_F_RETRYABLE  0x8000 /* the profile's route is retryable */
 
 /* Most request bytes (head excluded) kept for a retry (Linkerd's). */
 #define H1_REPLAY_BODY_MAX (64 * 1024)

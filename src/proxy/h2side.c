@@ -21,6 +21,20 @@
  * Lifetime. A struct h2s lives until both of its streams have closed
  * (did == 0 && uid == 0). h2_free runs no callbacks, so h2side_release and
  * h2u_destroy detach the streams they still hold by hand.
+ *
+ * Requests before their answer. Until a response head is accepted, a
+ * stream owns a struct h2s_req: one allocation holding a copy of the
+ * request head (bounded by the max header list size), the pending route
+ * lookup (route_wait), the route timer and a copy of the request body
+ * (bounded per stream and per connection). With it a request waits for
+ * its name to be resolved (DATA stays unconsumed in req.ovf meanwhile, so
+ * flow control pauses the client at its window) and is sent again on
+ * another upstream stream (a retry: req.fwd restarts at 0 and the copy
+ * is queued again; req.consumed stays, so no byte is released twice).
+ * An abandoned upstream stream loses its owner pointer before it is
+ * reset, so nothing of its response can reach the client. The record
+ * goes once a response head went down (or the proxy answered), and
+ * always with the downstream stream, so rq != NULL implies d != NULL.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -28,6 +42,8 @@
 
 #include "core/h2.h"
 #include "core/log.h"
+#include "core/mem.h"
+#include "core/str.h"
 #include "core/util.h"
 #include "proxy/conn.h"
 #include "proxy/h2side.h"
@@ -39,6 +55,16 @@
 #define H2S_F_SYNTH     0x04
 #define H2S_F_FAILED    0x08
 #define H2S_F_COUNTED   0x10
+#define H2S_F_ROUTING   0x20     /* the route lookup is pending */
+
+/* Attempts per request, the first included (Linkerd's limit). */
+#define H2S_MAX_ATTEMPTS 3
+/* Request body kept for retries: on retryable routes (Linkerd's bound),
+ * and otherwise for the free retry of a stream the upstream refused. */
+#define H2SIDE_REPLAY_MAX (64 * 1024)
+#define H2SIDE_REPLAY_SMALL (8 * 1024)
+/* All body copies of one client connection together. */
+#define H2SIDE_REPLAY_CONN (1024 * 1024)
 
 #define H2SIDE_MAX_FIELDS 256
 /* Bytes a client connection may feed per wakeup: one full frame. An
@@ -55,6 +81,7 @@ struct h2side {
 };
 
 struct h2dir {
+	uint64_t rcvd;           /* received from the source */
 	uint64_t fwd;            /* accepted by the destination's queue */
 	uint64_t consumed;       /* released on the source */
 	struct buf ovf;          /* refused by the destination's queue */
@@ -71,6 +98,7 @@ struct h2d {
 	uint32_t nstreams;
 	int failed;              /* h2_feed failed: read no more */
 	int tmode;               /* timer: H2D_T_* */
+	size_t copied;           /* bytes in the streams' body copies */
 	struct loop_defer flush;
 };
 
@@ -104,6 +132,29 @@ struct h2s {
 	unsigned flags;
 	struct pxm_http *m;
 	struct svc_lease lease;  /* the balancer's endpoint, or empty */
+	struct h2s_req *rq;      /* until the answer: see h2s_req */
+};
+
+/*
+ * What a request needs until its answer is chosen, in one allocation:
+ * this struct, <nf> fields, then the bytes every slice points to.
+ */
+struct h2s_req {
+	struct h2s *s;
+	struct h2d *d;
+	struct route_wait rw;    /* the pending lookup; q.authority = auth */
+	struct loop_timer tmr;   /* route timeout, until the response head */
+	struct sock_addr addr;   /* the endpoint when there is no lease */
+	struct buf body;         /* every body byte received, while replay */
+	size_t body_max;
+	struct str method, scheme, authority, path;
+	struct str auth;         /* what was routed (:authority or host) */
+	uint32_t nf;
+	uint8_t attempts;        /* upstream streams opened */
+	uint8_t refused;         /* the free retry of a refusal was used */
+	uint8_t retryable;       /* the profile's route is retryable */
+	uint8_t replay;          /* body holds the whole body so far */
+	struct h2_header f[];
 };
 
 /* h2d.tmode: what the conn timer is armed for */
@@ -121,6 +172,7 @@ static void h2u_flush(void *arg);
 static void h2u_reap(void *arg);
 static void h2u_io_cb(struct ev_loop *ev, ev_io *w, int revents);
 static void h2u_timer_cb(struct loop *loop, struct loop_timer *t);
+static int h2s_retry(struct h2s *s, int refused);
 
 static struct h2side *h2side_of(const struct proxy *px)
 {
@@ -221,8 +273,61 @@ static void h2dir_free(struct h2dir *dir)
 	buf_free(&dir->trl);
 }
 
+static void h2s_body_drop(struct h2s_req *rq)
+{
+	rq->d->copied -= buf_len(&rq->body);
+	buf_free(&rq->body);
+	rq->replay = 0;
+}
+
+/* Forgets the request record of <s> (no retry, no timeout from now on):
+ * cancels its lookup and timer. */
+static void h2s_req_free(struct h2s *s)
+{
+	struct h2s_req *rq = s->rq;
+
+	if (!rq)
+		return;
+	route_cancel(&rq->rw);
+	loop_timer_stop(&rq->d->c->px->loop, &rq->tmr);
+	h2s_body_drop(rq);
+	MEM_FREE(&s->rq);
+}
+
+/* Keeps <p>[<n>] (request body received) for a replay, while the whole
+ * body fits in the stream's and the connection's bounds. */
+static void h2s_body_keep(struct h2s *s, const char *p, size_t n)
+{
+	struct h2s_req *rq = s->rq;
+
+	if (!rq || !rq->replay)
+		return;
+	if (buf_len(&rq->body) + n > rq->body_max ||
+	    rq->d->copied + n > H2SIDE_REPLAY_CONN ||
+	    buf_append(&rq->body, p, n) < 0) {
+		h2s_body_drop(rq);
+		return;
+	}
+	rq->d->copied += n;
+}
+
+/* Nobody upstream will take the request any more: what the client sent
+ * and is still charged to its window is released, what waits is
+ * dropped. */
+static void h2s_req_discard(struct h2s *s)
+{
+	if (s->d && s->did && s->req.rcvd > s->req.consumed)
+		h2_consume(s->d->h2, s->did,
+		           (size_t)(s->req.rcvd - s->req.consumed));
+	s->req.consumed = s->req.rcvd;
+	buf_free(&s->req.ovf);
+	buf_free(&s->req.trl);
+	s->req.ntrl = 0;
+}
+
 static void h2s_free(struct h2s *s, struct proxy *px)
 {
+	h2s_req_free(s);
 	/* still leased: the stream ended without a response */
 	svc_release(&s->lease, 1);
 	h2dir_free(&s->req);
@@ -392,9 +497,12 @@ static int h2side_grpc_status(const struct h2_header *f, size_t n)
 /* Counts the response of <s> once (at the end of its downstream stream). */
 static void h2s_count(struct h2s *s, int error)
 {
+	/* failure accrual counts what the endpoint did: 5xx, a gRPC status
+	 * other than OK (the metrics' classification), broken streams */
 	if (s->flags & H2S_F_HEAD_SENT)
-		svc_release(&s->lease, !(error || (s->flags & H2S_F_FAILED) ||
-		                         s->status >= 500));
+		svc_release(&s->lease, !pxmetrics_is_failure(
+			s->status, s->grpc,
+			error || (s->flags & H2S_F_FAILED) || s->status >= 500));
 	if (!(s->flags & H2S_F_COUNTED) || !(s->flags & H2S_F_HEAD_SENT))
 		return;
 	s->flags &= ~H2S_F_COUNTED;
@@ -416,6 +524,10 @@ static void h2s_synth(struct h2s *s, int status, const char *reason)
 	if (!d || !s->did)
 		return;
 	s->flags |= H2S_F_FAILED;
+	s->flags &= ~H2S_F_ROUTING;
+	h2s_req_free(s);
+	if (!s->u)
+		h2s_req_discard(s);
 	if (s->flags & H2S_F_HEAD_SENT) {
 		h2_stream_reset(d->h2, s->did, H2_INTERNAL_ERROR);
 		h2d_dirty(d);
@@ -481,10 +593,10 @@ static void h2u_fail_streams(struct h2u *u, int status, const char *why)
 		h2s_unlink_u(s);
 		s->u = NULL;
 		s->uid = 0;
-		if (s->d && s->did)
-			h2s_synth(s, status, why);
-		else
+		if (!s->d || !s->did)
 			h2s_free(s, px);
+		else if (!h2s_retry(s, 0))
+			h2s_synth(s, status, why);
 	}
 }
 
@@ -695,6 +807,317 @@ void h2side_up_drain(struct h2u *u)
 	}
 }
 
+/* ---- requests: upstream streams, retries, route timeouts ---- */
+
+/* Binds <s> to the new upstream stream <uid> of <u>. */
+static void h2s_link_u(struct h2s *s, struct h2u *u, int32_t uid)
+{
+	struct proxy *px = u->px;
+
+	loop_timer_stop(&px->loop, &u->timer);
+	if (u->ep.flags & EP_F_CONNECTING)
+		loop_timer_arm(&px->loop, &u->timer, px->cfg.connect_timeout_ms);
+	s->u = u;
+	s->uid = uid;
+	s->unext = u->streams;
+	if (u->streams)
+		u->streams->uprev = s;
+	u->streams = s;
+	u->nstreams++;
+	h2u_dirty(u);
+}
+
+/* Detaches <s> from its upstream stream and resets that: the stream
+ * loses its owner first, so nothing of its response reaches the client
+ * and its close frees nothing. */
+static void h2s_abandon_up(struct h2s *s)
+{
+	struct h2u *u = s->u;
+
+	if (!u || !s->uid)
+		return;
+	(void)h2_stream_set_user(u->h2, s->uid, NULL);
+	(void)h2_stream_reset(u->h2, s->uid, H2_CANCEL);
+	h2s_unlink_u(s);
+	s->u = NULL;
+	s->uid = 0;
+	h2u_dirty(u);
+}
+
+/* The route timeout: no response head in time. */
+static void h2s_tmo_cb(struct loop *loop, struct loop_timer *t)
+{
+	struct h2s_req *rq = container_of(t, struct h2s_req, tmr);
+	struct h2s *s = rq->s;
+	struct h2d *d = rq->d;
+
+	(void)loop;
+	if (!s->did || (s->flags & H2S_F_HEAD_SENT))
+		return;
+	h2s_abandon_up(s);
+	svc_count_timeout(&s->lease);
+	svc_release(&s->lease, 0);
+	/* frees rq, and with it <t> (no longer armed) */
+	h2s_synth(s, 504, "route timeout");
+	h2d_dirty(d);
+}
+
+static struct str h2s_copy(char **p, struct str v)
+{
+	struct str r = str_make(*p, v.len);
+
+	if (v.len)
+		memcpy(*p, v.p, v.len);
+	*p += v.len;
+	return r;
+}
+
+/*
+ * Gives <s> its request record: copies of <head>'s pseudo-fields, of the
+ * routed authority <auth> and of the <n> fields <f> to forward, in one
+ * allocation bounded by the max header list size. Returns 0, -E2BIG
+ * (larger than the bound) or -ENOMEM.
+ */
+static int h2s_req_new(struct h2d *d, struct h2s *s,
+                       const struct h2_head *head, struct str auth,
+                       const struct h2_header *f, size_t n)
+{
+	struct h2s_req *rq;
+	size_t bytes, i;
+	char *p;
+
+	bytes = head->method.len + head->scheme.len + head->authority.len +
+	        head->path.len;
+	for (i = 0; i < n; i++)
+		bytes += f[i].name.len + f[i].value.len;
+	if (bytes > h2side_of(d->c->px)->lim.max_header_list_size)
+		return -E2BIG;
+	bytes += auth.len;
+	rq = mem_alloc(sizeof(*rq) + n * sizeof(*f) + bytes);
+	if (!rq)
+		return -ENOMEM;
+	memset(rq, 0, sizeof(*rq));
+	rq->s = s;
+	rq->d = d;
+	loop_timer_init(&rq->tmr, h2s_tmo_cb);
+	buf_init(&rq->body, H2SIDE_REPLAY_MAX);
+	rq->body_max = H2SIDE_REPLAY_MAX;
+	rq->replay = 1;
+	p = (char *)&rq->f[n];
+	rq->method = h2s_copy(&p, head->method);
+	rq->scheme = h2s_copy(&p, head->scheme);
+	rq->authority = h2s_copy(&p, head->authority);
+	rq->path = h2s_copy(&p, head->path);
+	rq->auth = h2s_copy(&p, auth);
+	for (i = 0; i < n; i++) {
+		rq->f[i].name = h2s_copy(&p, f[i].name);
+		rq->f[i].value = h2s_copy(&p, f[i].value);
+	}
+	rq->nf = (uint32_t)n;
+	s->rq = rq;
+	return 0;
+}
+
+/*
+ * Opens an upstream stream for <s> to its endpoint (the lease's, else
+ * the routed address), submits the stored head and queues what of the
+ * request waits in req.ovf, and the end when the client ended. Returns 0,
+ * or -1 when the proxy answered the client instead.
+ */
+static int h2s_up_open(struct h2s *s)
+{
+	struct h2d *d = s->d;
+	struct proxy *px = d->c->px;
+	struct h2s_req *rq = s->rq;
+	const struct sock_addr *a = s->lease.svc ? &s->lease.addr : &rq->addr;
+	struct pool_target *t;
+	struct h2_request hr;
+	struct h2u *u;
+	int32_t uid;
+	int end;
+
+	t = pool_target_get(px->pool, d->c->dir, a);
+	u = t ? h2u_pick(px, t) : NULL;
+	if (!u) {
+		if (t)
+			pool_target_maybe_free(t);
+		h2s_synth(s, t ? 503 : 502, t ? "upstream stream limit"
+		                              : "out of memory");
+		return -1;
+	}
+	hr.method = rq->method;
+	hr.scheme = rq->scheme;
+	hr.authority = rq->authority;
+	hr.path = rq->path;
+	hr.fields = rq->f;
+	hr.nfields = rq->nf;
+	end = s->req.ended && !buf_len(&s->req.ovf) && !s->req.ntrl;
+	uid = h2_submit_request(u->h2, &hr, end, s);
+	if (uid <= 0) {
+		h2s_synth(s, uid == -EAGAIN ? 503 : 502,
+		          "cannot open the upstream stream");
+		return -1;
+	}
+	rq->attempts++;
+	h2s_link_u(s, u, uid);
+	s->req.end_sent = (uint8_t)end;
+	if (!end && h2dir_push(&s->req, u->h2, uid) < 0)
+		h2_stream_reset(u->h2, uid, H2_INTERNAL_ERROR);
+	return 0;
+}
+
+/*
+ * Applies the service profile to the request of <s>: whether its route
+ * is retryable (which bounds the body copy) and its timeout, which a
+ * "meshd-timeout" field may shorten (never lengthen); the timeout counts
+ * from the request's arrival and ends with the response head.
+ */
+static void h2s_policy(struct h2s *s)
+{
+	struct h2s_req *rq = s->rq;
+	struct loop *loop = &rq->d->c->px->loop;
+	uint32_t tmo = 0, i;
+	uint64_t v, now;
+	int retryable = 0;
+
+	if (s->lease.svc) {
+		(void)svc_route(&s->lease, rq->method, rq->path, &tmo,
+		                &retryable);
+		for (i = 0; i < rq->nf; i++)
+			if (str_eq_cstr(rq->f[i].name, "meshd-timeout") &&
+			    str_to_duration_ms(rq->f[i].value, &v) == 0 &&
+			    v > 0 && (!tmo || v < tmo))
+				tmo = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+	}
+	rq->retryable = retryable != 0;
+	if (!retryable) {
+		rq->body_max = H2SIDE_REPLAY_SMALL;
+		if (buf_len(&rq->body) > rq->body_max)
+			h2s_body_drop(rq);
+	}
+	if (tmo) {
+		now = loop_now_ms(loop);
+		loop_timer_arm(loop, &rq->tmr,
+		               s->t0 + tmo > now ? s->t0 + tmo - now : 0);
+	}
+}
+
+/*
+ * Goes on with the request of <s> once routed by <res>, whose lease <s>
+ * takes over: metrics, the profile's policy, the upstream stream (or the
+ * proxy's answer).
+ */
+static void h2s_begin(struct h2s *s, struct route_result *res)
+{
+	struct conn *c = s->d->c;
+	struct proxy *px = c->px;
+
+	s->flags &= ~H2S_F_ROUTING;
+	s->lease = res->lease;
+	memset(&res->lease, 0, sizeof(res->lease));
+	s->m = pxmetrics_http(&px->pm, NULL, (enum pxm_dir)c->dir,
+	                      s->rq->auth,
+	                      res->status ? NULL : &res->ep[0].addr);
+	pxmetrics_request(s->m);
+	s->flags |= H2S_F_COUNTED;
+	if (res->status) {
+		h2s_synth(s, res->status, res->reason);
+		return;
+	}
+	s->rq->addr = res->ep[0].addr;
+	h2s_policy(s);
+	(void)h2s_up_open(s);
+}
+
+/* A pending lookup answered (from the loop). */
+static void h2s_route_done(void *arg, struct route_result *res)
+{
+	struct h2s *s = arg;
+	struct h2d *d = s->d;
+
+	if (!(s->flags & H2S_F_ROUTING) || !d || !s->did || !s->rq) {
+		svc_release(&res->lease, 1);
+		return;
+	}
+	h2s_begin(s, res);
+	h2d_dirty(d);
+}
+
+/*
+ * Sends the request of <s> again, when its answer so far is a failure (a
+ * 5xx or failed gRPC head, a broken, reset or refused upstream stream)
+ * and nothing of it went to the client. <refused> 1: the upstream
+ * refused the stream unprocessed (REFUSED_STREAM, or above the last id
+ * of a GOAWAY), which is retried once without a retryable route or the
+ * budget; any other retry needs a retryable route and the service's
+ * retry budget. Always: the body is whole in the copy (no trailers) and
+ * fewer than H2S_MAX_ATTEMPTS were made. The current upstream stream, if
+ * any, is abandoned. Returns 1 when the request went on (sent again, or
+ * answered by the proxy meanwhile), 0 when the caller goes on with the
+ * failure it has.
+ */
+static int h2s_retry(struct h2s *s, int refused)
+{
+	struct h2s_req *rq = s->rq;
+	struct proxy *px;
+	struct svc_lease nl;
+	int no;
+
+	if (!rq || !s->d || !s->did || !rq->replay ||
+	    (s->flags & (H2S_F_HEAD_SENT | H2S_F_ROUTING)) ||
+	    rq->attempts >= H2S_MAX_ATTEMPTS)
+		return 0;
+	px = rq->d->c->px;
+	if (refused && !rq->refused) {
+		rq->refused = 1;
+		/* another pick of the service when there is one, else the
+		 * same endpoint on another connection */
+		if (s->lease.svc && px->cfg.route.svcs &&
+		    svc_pick(px->cfg.route.svcs, rq->auth, &nl, NULL, NULL,
+		             NULL) == SVC_PICKED) {
+			svc_release(&s->lease, 1);
+			s->lease = nl;
+		}
+	} else if (!rq->retryable || !s->lease.svc ||
+	           svc_retry(&s->lease, 0, &no) != SVC_PICKED) {
+		return 0;
+	}
+	LOG_DEBUG("proxy", "conn %llu: h2 stream %d: attempt %u%s",
+	          (unsigned long long)rq->d->c->id, (int)s->did,
+	          (unsigned)rq->attempts + 1, refused ? " (refused)" : "");
+	h2s_abandon_up(s);
+	/* the new stream gets the body from its start; what the client's
+	 * window got back already stays given (req.consumed) */
+	s->req.fwd = 0;
+	s->req.end_sent = 0;
+	buf_free(&s->req.ovf);
+	if (buf_len(&rq->body)) {
+		buf_init(&s->req.ovf, h2side_of(px)->ovf_limit);
+		if (buf_append(&s->req.ovf, buf_data(&rq->body),
+		               buf_len(&rq->body)) < 0) {
+			h2s_synth(s, 502, "out of memory");
+			return 1;
+		}
+	}
+	(void)h2s_up_open(s);
+	return 1;
+}
+
+/* 1 when the response head <head> of a request says it failed: a 5xx,
+ * or a gRPC trailers-only answer with a grpc-status other than OK. */
+static int h2s_head_failed(const struct h2s *s, const struct h2_head *head,
+                           int end_stream)
+{
+	int g;
+
+	if (head->status >= 500)
+		return 1;
+	if (!(s->flags & H2S_F_GRPC) || !end_stream)
+		return 0;
+	g = h2side_grpc_status(head->fields, head->nfields);
+	return g > 0;
+}
+
 /* ---- upstream callbacks (client role) ---- */
 
 static int h2u_on_head(void *ctx, int32_t id, void *su,
@@ -718,6 +1141,9 @@ static int h2u_on_head(void *ctx, int32_t id, void *su,
 	}
 	if (s->flags & H2S_F_HEAD_SENT)
 		return H2_CB_RESET;
+	if (h2s_head_failed(s, head, end_stream) && h2s_retry(s, 0))
+		return H2_CB_RESET;   /* this stream was abandoned */
+	h2s_req_free(s);
 	s->status = head->status;
 	s->grpc = h2side_grpc_status(head->fields, head->nfields);
 	pxmetrics_latency(s->m, head->status,
@@ -800,6 +1226,11 @@ static void h2u_on_stream_close(void *ctx, int32_t id, void *su, int reset,
 	s->u = NULL;
 	s->uid = 0;
 	if (s->d && s->did) {
+		if (reset && !(s->flags & H2S_F_HEAD_SENT) &&
+		    h2s_retry(s, code == H2_REFUSED_STREAM)) {
+			h2d_dirty(s->d);
+			return;
+		}
 		if (reset) {
 			s->flags |= H2S_F_FAILED;
 			if (!(s->flags & H2S_F_HEAD_SENT))
@@ -864,7 +1295,11 @@ static const struct h2_callbacks h2u_cbs = {
 
 /* ---- downstream callbacks (server role) ---- */
 
-/* Routes and opens the upstream stream for a new request. */
+/*
+ * Routes a new request: keeps its head in the stream's request record,
+ * then goes on at once (h2s_begin) or when the pending lookup of its name
+ * answers (h2s_route_done).
+ */
 static void h2d_route(struct h2d *d, struct h2s *s,
                       const struct h2_head *head, int end_stream)
 {
@@ -874,11 +1309,8 @@ static void h2d_route(struct h2d *d, struct h2s *s,
 	struct route_query q;
 	struct route_result res;
 	struct str auth = head->authority;
-	struct pool_target *t;
-	struct h2_request rq;
-	struct h2u *u;
 	size_t i, n = 0;
-	int32_t uid;
+	int rc;
 
 	for (i = 0; i < head->nfields; i++) {
 		const struct h2_header *h = &head->fields[i];
@@ -895,58 +1327,34 @@ static void h2d_route(struct h2d *d, struct h2s *s,
 		if (n < H2SIDE_MAX_FIELDS)
 			f[n++] = *h;
 	}
+	if (end_stream)
+		s->req.ended = 1;
+	rc = h2s_req_new(d, s, head, auth, f, n);
+	if (rc < 0) {
+		s->m = pxmetrics_http(&px->pm, NULL, (enum pxm_dir)c->dir,
+		                      auth, NULL);
+		pxmetrics_request(s->m);
+		s->flags |= H2S_F_COUNTED;
+		h2s_synth(s, rc == -E2BIG ? 431 : 503, rc == -E2BIG ?
+		          "request head too large to forward" :
+		          "out of memory");
+		return;
+	}
 	memset(&q, 0, sizeof(q));
 	q.dir = (enum route_dir)c->dir;
 	q.http = 1;
 	q.orig_dst = (c->flags & CONN_F_HAS_ORIG) ? &c->orig : NULL;
 	q.local = &c->local;
-	q.authority = auth;
-	/* h2side does not wait for a name being resolved yet (HTTP/1 does):
-	 * such a request is answered 503 (documented in docs/proxy.md) */
-	(void)route_resolve(&px->cfg.route, &q, &res, NULL, NULL, NULL);
-	s->lease = res.lease;
-	s->m = pxmetrics_http(&px->pm, NULL, (enum pxm_dir)c->dir, auth,
-	                      res.status ? NULL : &res.ep[0].addr);
-	pxmetrics_request(s->m);
-	s->flags |= H2S_F_COUNTED;
-	if (end_stream)
-		s->req.ended = s->req.end_sent = 1;
-	if (res.status) {
-		h2s_synth(s, res.status, res.reason);
+	q.authority = s->rq->auth;   /* stays valid while the lookup waits */
+	if (route_resolve(&px->cfg.route, &q, &res, &s->rq->rw,
+	                  h2s_route_done, s) == ROUTE_PENDING) {
+		LOG_DEBUG("proxy", "conn %llu: h2 stream %d: waiting for the "
+		          "name to be resolved", (unsigned long long)c->id,
+		          (int)s->did);
+		s->flags |= H2S_F_ROUTING;
 		return;
 	}
-	t = pool_target_get(px->pool, c->dir, &res.ep[0].addr);
-	u = t ? h2u_pick(px, t) : NULL;
-	if (!u) {
-		if (t)
-			pool_target_maybe_free(t);
-		h2s_synth(s, t ? 503 : 502, t ? "upstream stream limit"
-		                              : "out of memory");
-		return;
-	}
-	rq.method = head->method;
-	rq.scheme = head->scheme;
-	rq.authority = head->authority;
-	rq.path = head->path;
-	rq.fields = f;
-	rq.nfields = n;
-	uid = h2_submit_request(u->h2, &rq, end_stream, s);
-	if (uid <= 0) {
-		h2s_synth(s, uid == -EAGAIN ? 503 : 502,
-		          "cannot open the upstream stream");
-		return;
-	}
-	loop_timer_stop(&px->loop, &u->timer);
-	if (u->ep.flags & EP_F_CONNECTING)
-		loop_timer_arm(&px->loop, &u->timer, px->cfg.connect_timeout_ms);
-	s->u = u;
-	s->uid = uid;
-	s->unext = u->streams;
-	if (u->streams)
-		u->streams->uprev = s;
-	u->streams = s;
-	u->nstreams++;
-	h2u_dirty(u);
+	h2s_begin(s, &res);
 }
 
 static int h2d_on_head(void *ctx, int32_t id, void *su,
@@ -994,9 +1402,22 @@ static int h2d_on_data(void *ctx, int32_t id, void *su, const char *p,
 	struct h2d *d = ctx;
 	struct h2s *s = su;
 
-	if (!s || !s->u || !s->uid) {
+	if (!s) {
+		h2_consume(d->h2, id, n);
+		return 0;
+	}
+	s->req.rcvd += n;
+	h2s_body_keep(s, p, n);
+	if (s->flags & H2S_F_ROUTING) {
+		/* kept unconsumed: the client's stream window bounds it */
+		if (s->req.ovf.limit == 0)
+			buf_init(&s->req.ovf, h2side_of(d->c->px)->ovf_limit);
+		return buf_append(&s->req.ovf, p, n) < 0 ? H2_CB_RESET : 0;
+	}
+	if (!s->u || !s->uid) {
 		/* nobody upstream (answered by the proxy): discard */
 		h2_consume(d->h2, id, n);
+		s->req.consumed += n;
 		return 0;
 	}
 	if (h2dir_fwd(&s->req, h2side_of(d->c->px)->ovf_limit, s->u->h2,
@@ -1016,6 +1437,11 @@ static int h2d_on_trailers(void *ctx, int32_t id, void *su,
 	if (!s)
 		return 0;
 	s->req.ended = 1;
+	/* request trailers are not kept for a replay */
+	if (s->rq)
+		h2s_body_drop(s->rq);
+	if (s->flags & H2S_F_ROUTING)
+		return h2dir_save_trailers(&s->req, f, n) < 0 ? H2_CB_RESET : 0;
 	if (!s->u || !s->uid)
 		return 0;
 	if (buf_len(&s->req.ovf) == 0) {
@@ -1055,6 +1481,7 @@ static void h2d_on_stream_close(void *ctx, int32_t id, void *su, int reset,
 	if (!s)
 		return;
 	h2s_count(s, reset);
+	h2s_req_free(s);
 	h2s_unlink_d(s);
 	s->d = NULL;
 	s->did = 0;
@@ -1300,6 +1727,7 @@ void h2side_release(struct conn *c)
 	loop_defer_cancel(&px->loop, &d->flush);
 	while ((s = d->streams) != NULL) {
 		h2s_count(s, 1);
+		h2s_req_free(s);
 		h2s_unlink_d(s);
 		s->d = NULL;
 		s->did = 0;

@@ -266,6 +266,9 @@ static void proxy_signal_cb(struct loop *loop, int signum, void *arg)
 	                   : signum == SIGINT ? "SIGINT" : "SIGHUP");
 }
 
+/* --metrics-retain-idle: Linkerd's default, 10 minutes. */
+static uint64_t proxy_metrics_retain_ms = 600000;
+
 static const struct opt_cmd *proxy_cmd(struct proxy_cfg *c)
 {
 	static struct opt opts[40];
@@ -319,6 +322,8 @@ static const struct opt_cmd *proxy_cmd(struct proxy_cfg *c)
 	       "idle upstream HTTP/1 connections kept per target");
 	PX_OPT("shutdown-grace", OPT_MS, &c->shutdown_grace_ms, "DUR",
 	       "how long in-flight work may finish after SIGTERM");
+	PX_OPT("metrics-retain-idle", OPT_MS, &proxy_metrics_retain_ms, "DUR",
+	       "drop HTTP/TCP metric series idle this long (0: keep)");
 	PX_OPT("enable-shutdown", OPT_BOOL, &c->enable_shutdown, NULL,
 	       "allow POST /shutdown on the admin server (localhost only)");
 	PX_OPT("log-level", OPT_STR, &c->log_level_s, "SPEC",
@@ -411,6 +416,7 @@ static int proxy_start_state(struct proxy *px, char *err, size_t errlen)
 	if (pxmetrics_init(&px->pm, px->reg, c->wl, c->nwl, err, errlen) < 0)
 		return -1;
 	px->pm.inbound_authority = c->inbound_authority_labels;
+	pxmetrics_retain(&px->pm, &px->loop, proxy_metrics_retain_ms);
 	mem_pool_init(&px->conn_pool, "conn", sizeof(struct conn),
 	              (uint32_t)c->max_conns, 256);
 	mem_pool_init(&px->up_pool, "h1up", sizeof(struct h1up), 0, 256);

@@ -4,9 +4,20 @@
  * IMPLEMENTATION NOTES
  * Two chained hash tables (TCP bundles, HTTP bundles) keyed with a seeded
  * FNV-1a over the key bytes, so a client choosing authorities cannot aim
- * at one chain. Bundles live until pxmetrics_destroy; each holds one
- * reference on each of its series, dropped there (the registry itself is
- * freed by the owner afterwards).
+ * at one chain. Each bundle holds one reference on each of its series,
+ * dropped when the sweep removes it (metrics_series_remove: the series goes
+ * at once) or at pxmetrics_destroy (the registry itself is freed by the
+ * owner afterwards).
+ *
+ * Retention. Uses stamp a bundle with pm->stamp, the time of the last
+ * sweep (one load and one store on the hot path, no clock read): a use
+ * between two sweeps is at most <gap> after its stamp, so a bundle whose
+ * stamp is retain + gap old has been idle for at least retain. Removed
+ * bundles become dead and wait on a grave list (FIFO, stamped with their
+ * death) to be reused once a retain time has passed again: their memory
+ * stays a bundle while pxmetrics lives, so a pointer still kept by a
+ * connection is never dangling (see pxmetrics.h). An HTTP bundle's strings
+ * (authority, dst_* labels) are in one block sized to them, freed at death.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -15,6 +26,7 @@
 #include <time.h>
 
 #include "core/mem.h"
+#include "core/util.h"
 #include "proxy/pxmetrics.h"
 
 #define PXM_TAB_SIZE 1024u
@@ -147,6 +159,23 @@ void pxmetrics_destroy(struct pxmetrics *pm)
 			mem_free(t);
 		}
 	}
+	while (pm->grave_tcp) {
+		struct pxm_tcp *t = pm->grave_tcp;
+
+		pm->grave_tcp = t->hnext;
+		mem_free(t);
+	}
+	while (pm->grave_http) {
+		struct pxm_http *h = pm->grave_http;
+
+		pm->grave_http = h->hnext;
+		mem_free(h);
+	}
+	pm->grave_tcp_tail = NULL;
+	pm->grave_http_tail = NULL;
+	if (pm->loop)
+		loop_timer_stop(pm->loop, &pm->sweep_timer);
+	pm->loop = NULL;
 	for (i = 0; pm->http_tab && i < PXM_TAB_SIZE; i++) {
 		struct pxm_http *h, *n;
 
@@ -157,7 +186,7 @@ void pxmetrics_destroy(struct pxmetrics *pm)
 				metrics_series_put(h->resp[j].total);
 			for (j = 0; j < h->nlat; j++)
 				metrics_series_put(h->lat[j].hist);
-			mem_free(h->dst);
+			mem_free(h->blk);
 			mem_free(h);
 		}
 	}
@@ -181,6 +210,39 @@ static uint64_t pxm_addr_hash(uint64_t h, const struct sock_addr *a)
 	return h;
 }
 
+/* A dead bundle that has waited a retain time since its death, taken off
+ * the grave list, or NULL. */
+#define PXM_GRAVE_TAKE(pm, head, tail) __extension__ ({                   \
+	__typeof__(pm->head) g_ = pm->head;                              \
+	if (g_ && pm->stamp - g_->used >= pm->retain_ms + pm->gap) {     \
+		pm->head = g_->hnext;                                    \
+		if (!pm->head)                                           \
+			pm->tail = NULL;                                 \
+	} else {                                                         \
+		g_ = NULL;                                               \
+	}                                                                \
+	g_; })
+
+static struct pxm_tcp *pxm_tcp_new(struct pxmetrics *pm)
+{
+	struct pxm_tcp *t = PXM_GRAVE_TAKE(pm, grave_tcp, grave_tcp_tail);
+
+	if (!t)
+		return mem_calloc(1, sizeof(*t));
+	memset(t, 0, sizeof(*t));
+	return t;
+}
+
+static struct pxm_http *pxm_http_new(struct pxmetrics *pm)
+{
+	struct pxm_http *h = PXM_GRAVE_TAKE(pm, grave_http, grave_http_tail);
+
+	if (!h)
+		return mem_calloc(1, sizeof(*h));
+	memset(h, 0, sizeof(*h));
+	return h;
+}
+
 struct pxm_tcp *pxmetrics_tcp(struct pxmetrics *pm, enum pxm_dir dir,
                               enum pxm_peer peer,
                               const struct sock_addr *target)
@@ -198,13 +260,17 @@ struct pxm_tcp *pxmetrics_tcp(struct pxmetrics *pm, enum pxm_dir dir,
 	slot = (unsigned)(h % PXM_TAB_SIZE);
 	for (t = pm->tcp_tab[slot]; t; t = t->hnext)
 		if (t->hash == h && t->dir == dir && t->peer == peer &&
-		    sock_addr_compare(&t->target, target) == 0)
+		    sock_addr_compare(&t->target, target) == 0) {
+			t->used = pm->stamp;
 			return t;
+		}
 	if (pm->ntcp >= PXM_MAX_ENTRIES)
 		return NULL;
-	t = mem_calloc(1, sizeof(*t));
+	t = pxm_tcp_new(pm);
 	if (!t)
 		return NULL;
+	t->pm = pm;
+	t->used = pm->stamp;
 	t->hash = h;
 	t->dir = (uint8_t)dir;
 	t->peer = (uint8_t)peer;
@@ -235,6 +301,8 @@ void pxmetrics_tcp_open(struct pxm_tcp *t)
 {
 	if (!t)
 		return;
+	t->nopen++;
+	t->used = t->pm->stamp;
 	metrics_counter_inc(t->open_total);
 	metrics_gauge_inc(t->open_conns);
 }
@@ -243,6 +311,9 @@ void pxmetrics_tcp_close(struct pxm_tcp *t, int fail)
 {
 	if (!t)
 		return;
+	if (t->nopen)
+		t->nopen--;
+	t->used = t->pm->stamp;
 	metrics_counter_inc(fail ? t->close_fail : t->close_ok);
 	metrics_gauge_dec(t->open_conns);
 }
@@ -250,7 +321,7 @@ void pxmetrics_tcp_close(struct pxm_tcp *t, int fail)
 static int pxm_http_match(const struct pxm_http *h, enum pxm_dir dir,
                           struct str auth, const struct sock_addr *target)
 {
-	if (h->dir != dir || h->auth_len != auth.len ||
+	if (h->dead || h->dir != dir || h->auth_len != auth.len ||
 	    (auth.len && memcmp(h->auth, auth.p, auth.len) != 0))
 		return 0;
 	if (!target)
@@ -265,7 +336,8 @@ static void pxm_http_labels(const struct pxm_http *h, struct metrics_label *l,
 
 	l[i++] = (struct metrics_label){ "direction", pxm_dir_str[h->dir] };
 	if (h->dir == PXM_OUTBOUND || h->pm->inbound_authority)
-		l[i++] = (struct metrics_label){ "authority", h->auth };
+		l[i++] = (struct metrics_label){ "authority",
+		                                 h->auth ? h->auth : "" };
 	l[i++] = (struct metrics_label){ "target_addr", h->target_s };
 	l[i++] = (struct metrics_label){ "tls", "no_identity" };
 	l[i++] = (struct metrics_label){
@@ -281,14 +353,14 @@ static void pxm_http_labels(const struct pxm_http *h, struct metrics_label *l,
 /* Copies "dst_"-prefixed labels from <kv> into <h>'s store (allocated on
  * first use); stops at the count or byte limit. */
 static void pxm_dst_add(struct pxm_http *h, char *store, size_t *used,
-                        const struct pxm_kv *kv, size_t n)
+                        size_t cap, const struct pxm_kv *kv, size_t n)
 {
 	size_t i, k, need;
 	char *name, *val;
 
 	for (i = 0; i < n && h->ndst < PXM_MAX_DST_LABELS; i++) {
 		need = 4 + kv[i].key.len + 1 + kv[i].value.len + 1;
-		if (!kv[i].key.len || *used + need > PXM_DST_STORE ||
+		if (!kv[i].key.len || *used + need > cap ||
 		    memchr(kv[i].value.p, 0, kv[i].value.len))
 			continue;
 		name = store + *used;
@@ -314,6 +386,55 @@ static void pxm_dst_add(struct pxm_http *h, char *store, size_t *used,
 	}
 }
 
+/* Bytes the "dst_"-prefixed copies of <kv> take (before the caps). */
+static size_t pxm_dst_need(const struct pxm_kv *kv, size_t n)
+{
+	size_t i, b = 0;
+
+	for (i = 0; i < n; i++)
+		b += 4 + kv[i].key.len + 1 + kv[i].value.len + 1;
+	return b;
+}
+
+/* Gives <h> its authority and dst_* labels, in one block sized to them
+ * (none when both are empty). 0, or -1 when memory is short. */
+static int pxm_http_strings(struct pxm_http *h, struct str authority,
+                            const struct pxm_kv *set, size_t nset,
+                            const struct pxm_kv *ep, size_t nep)
+{
+	size_t lab = nset + nep ? PXM_MAX_DST_LABELS * sizeof(*h->dst) : 0;
+	size_t store = pxm_dst_need(set, nset) + pxm_dst_need(ep, nep);
+	size_t used = 0;
+	char *p;
+
+	if (store > PXM_DST_STORE)
+		store = PXM_DST_STORE;
+	if (!authority.len && !lab)
+		return 0;
+	if (nset + nep) {
+		/* only the labels that fit the cap get an array slot */
+		size_t k = nset + nep < PXM_MAX_DST_LABELS ? nset + nep
+		                                           : PXM_MAX_DST_LABELS;
+
+		lab = k * sizeof(*h->dst);
+	}
+	h->blk = mem_alloc(lab + store + authority.len + 1);
+	if (!h->blk)
+		return -1;
+	h->dst = lab ? (struct metrics_label *)(void *)h->blk : NULL;
+	p = h->blk + lab;
+	if (lab) {
+		pxm_dst_add(h, p, &used, store, set, nset);
+		pxm_dst_add(h, p, &used, store, ep, nep);
+	}
+	h->auth = p + store;
+	if (authority.len)
+		memcpy(h->auth, authority.p, authority.len);
+	h->auth[authority.len] = '\0';
+	h->auth_len = authority.len;
+	return 0;
+}
+
 struct pxm_http *pxmetrics_http_dst(struct pxmetrics *pm,
                                     struct pxm_http *hint, enum pxm_dir dir,
                                     struct str authority,
@@ -327,8 +448,10 @@ struct pxm_http *pxmetrics_http_dst(struct pxmetrics *pm,
 	unsigned slot;
 	size_t n;
 
-	if (hint && pxm_http_match(hint, dir, authority, target))
+	if (hint && pxm_http_match(hint, dir, authority, target)) {
+		hint->used = pm->stamp;
 		return hint;
+	}
 	if (!pm->http_tab)
 		return NULL;
 	if (dir == PXM_INBOUND && !pm->inbound_authority)
@@ -342,19 +465,23 @@ struct pxm_http *pxmetrics_http_dst(struct pxmetrics *pm,
 		hv = pxm_addr_hash(hv, target);
 	slot = (unsigned)(hv % PXM_TAB_SIZE);
 	for (h = pm->http_tab[slot]; h; h = h->hnext)
-		if (h->hash == hv && pxm_http_match(h, dir, authority, target))
+		if (h->hash == hv && pxm_http_match(h, dir, authority, target)) {
+			h->used = pm->stamp;
 			return h;
+		}
 	if (pm->nhttp >= PXM_MAX_ENTRIES)
 		return NULL;
-	h = mem_calloc(1, sizeof(*h));
+	h = pxm_http_new(pm);
 	if (!h)
 		return NULL;
 	h->pm = pm;
+	h->used = pm->stamp;
 	h->hash = hv;
 	h->dir = (uint8_t)dir;
-	if (authority.len)
-		memcpy(h->auth, authority.p, authority.len);
-	h->auth_len = authority.len;
+	if (pxm_http_strings(h, authority, set, nset, ep, nep) < 0) {
+		mem_free(h);
+		return NULL;
+	}
 	if (target) {
 		h->has_target = 1;
 		h->target = *target;
@@ -362,21 +489,11 @@ struct pxm_http *pxmetrics_http_dst(struct pxmetrics *pm,
 		                     sizeof(h->target_s)) < 0)
 			h->target_s[0] = '\0';
 	}
-	if (nset + nep) {
-		/* one block: the label array, then the strings */
-		size_t arr = PXM_MAX_DST_LABELS * sizeof(*h->dst), used = 0;
-
-		h->dst = mem_alloc(arr + PXM_DST_STORE);
-		if (h->dst) {
-			pxm_dst_add(h, (char *)h->dst + arr, &used, set, nset);
-			pxm_dst_add(h, (char *)h->dst + arr, &used, ep, nep);
-		}
-	}
 	pxm_http_labels(h, l, &n);
 	h->req = metrics_series_get(pm->f_req, l, n);
 	if (!h->req && (authority.len || h->ndst)) {
 		/* e.g. not UTF-8: count it without the authority and labels */
-		mem_free(h->dst);
+		mem_free(h->blk);
 		mem_free(h);
 		return pxmetrics_http_dst(pm, NULL, dir, STR_NULL, target,
 		                          NULL, 0, NULL, 0);
@@ -402,8 +519,9 @@ void pxmetrics_latency(struct pxm_http *h, int status, uint64_t ms)
 	unsigned i;
 	size_t n;
 
-	if (!h)
+	if (!h || h->dead)
 		return;
+	h->used = h->pm->stamp;
 	for (i = 0; i < h->nlat; i++)
 		if (h->lat[i].status == status) {
 			metrics_histogram_observe(h->lat[i].hist, ms);
@@ -434,8 +552,9 @@ void pxmetrics_response(struct pxm_http *h, int status, int grpc, int fail)
 	unsigned i;
 	size_t n;
 
-	if (!h)
+	if (!h || h->dead)
 		return;
+	h->used = h->pm->stamp;
 	for (i = 0; i < h->nresp; i++)
 		if (h->resp[i].status == status && h->resp[i].grpc == grpc &&
 		    h->resp[i].fail == fail) {
@@ -471,4 +590,133 @@ int pxmetrics_is_failure(int status, int grpc, int error)
 	if (grpc >= 0)
 		return grpc != 0;
 	return status >= 500;
+}
+
+/* --- retention --- */
+
+/* Removes <t>'s series and moves it to the grave list. */
+static void pxm_tcp_bury(struct pxmetrics *pm, struct pxm_tcp *t)
+{
+	metrics_series_remove(t->open_total);
+	metrics_series_remove(t->close_ok);
+	metrics_series_remove(t->close_fail);
+	metrics_series_remove(t->open_conns);
+	metrics_series_remove(t->rd);
+	metrics_series_remove(t->wr);
+	t->open_total = t->close_ok = t->close_fail = NULL;
+	t->open_conns = t->rd = t->wr = NULL;
+	t->dead = 1;
+	t->used = pm->stamp;
+	t->hnext = NULL;
+	if (pm->grave_tcp_tail)
+		pm->grave_tcp_tail->hnext = t;
+	else
+		pm->grave_tcp = t;
+	pm->grave_tcp_tail = t;
+	pm->ntcp--;
+	pm->removed++;
+}
+
+static void pxm_http_bury(struct pxmetrics *pm, struct pxm_http *h)
+{
+	unsigned j;
+
+	metrics_series_remove(h->req);
+	h->req = NULL;
+	for (j = 0; j < h->nresp; j++) {
+		metrics_series_remove(h->resp[j].total);
+		h->resp[j].total = NULL;
+	}
+	for (j = 0; j < h->nlat; j++) {
+		metrics_series_remove(h->lat[j].hist);
+		h->lat[j].hist = NULL;
+	}
+	MEM_FREE(&h->blk);
+	h->auth = NULL;
+	h->dst = NULL;
+	h->ndst = 0;
+	h->auth_len = 0;
+	h->dead = 1;
+	h->used = pm->stamp;
+	h->hnext = NULL;
+	if (pm->grave_http_tail)
+		pm->grave_http_tail->hnext = h;
+	else
+		pm->grave_http = h;
+	pm->grave_http_tail = h;
+	pm->nhttp--;
+	pm->removed++;
+}
+
+unsigned pxmetrics_sweep(struct pxmetrics *pm, uint64_t now_ms, int all)
+{
+	unsigned i, n, removed = pm->removed;
+	uint64_t idle;
+
+	uint64_t prev = pm->stamp;
+
+	if (prev && now_ms > prev && now_ms - prev > pm->gap)
+		pm->gap = now_ms - prev;
+	if (now_ms > prev)
+		pm->stamp = now_ms;
+	/* the first sweep only starts the clock: uses before it were not
+	 * stamped with a time */
+	if (!prev || !pm->retain_ms || !pm->tcp_tab || !pm->http_tab)
+		return 0;
+	idle = pm->retain_ms + pm->gap;
+	n = all ? PXM_TAB_SIZE : PXM_SWEEP_SLOTS;
+	for (i = 0; i < n; i++) {
+		unsigned slot = (pm->cursor + i) % PXM_TAB_SIZE;
+		struct pxm_tcp **tp = &pm->tcp_tab[slot], *t;
+		struct pxm_http **hp = &pm->http_tab[slot], *h;
+
+		while ((t = *tp)) {
+			if (!t->nopen && pm->stamp - t->used >= idle) {
+				*tp = t->hnext;
+				pxm_tcp_bury(pm, t);
+			} else {
+				tp = &t->hnext;
+			}
+		}
+		while ((h = *hp)) {
+			if (pm->stamp - h->used >= idle) {
+				*hp = h->hnext;
+				pxm_http_bury(pm, h);
+			} else {
+				hp = &h->hnext;
+			}
+		}
+	}
+	pm->cursor = (pm->cursor + n) % PXM_TAB_SIZE;
+	return pm->removed - removed;
+}
+
+static uint64_t pxm_sweep_period(const struct pxmetrics *pm)
+{
+	uint64_t p = pm->retain_ms / 4;
+
+	return p && p < PXM_SWEEP_MS ? p : PXM_SWEEP_MS;
+}
+
+static void pxm_sweep_cb(struct loop *loop, struct loop_timer *t)
+{
+	struct pxmetrics *pm = container_of(t, struct pxmetrics, sweep_timer);
+
+	pxmetrics_sweep(pm, loop_now_ms(loop), 0);
+	loop_timer_arm(loop, t, pxm_sweep_period(pm));
+}
+
+void pxmetrics_retain(struct pxmetrics *pm, struct loop *loop,
+                      uint64_t retain_ms)
+{
+	if (pm->loop)
+		loop_timer_stop(pm->loop, &pm->sweep_timer);
+	pm->loop = NULL;
+	pm->retain_ms = retain_ms;
+	if (!loop || !retain_ms)
+		return;
+	pm->loop = loop;
+	pm->stamp = loop_now_ms(loop);
+	loop_timer_init(&pm->sweep_timer, pxm_sweep_cb);
+	loop_timer_arm(loop, &pm->sweep_timer, pxm_sweep_period(pm));
 }

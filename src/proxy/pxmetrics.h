@@ -18,12 +18,23 @@
  *                                    no_tls_reason
  *
  * Handles. pxmetrics_tcp() and pxmetrics_http() return a bundle for one
- * label set, created on first use and cached for the life of the process
- * (bounded by PXM_MAX_ENTRIES; past it they return NULL and the updates
- * become no-ops, as the metrics registry does past its series cap). Callers
- * keep the bundle pointer (per connection) and reuse it: the update
- * functions are a few integer operations. Response series are cached inside
- * the HTTP bundle per (status, grpc status, classification).
+ * label set, created on first use and cached (bounded by PXM_MAX_ENTRIES;
+ * past it they return NULL and the updates become no-ops, as the metrics
+ * registry does past its series cap). Callers keep the bundle pointer (per
+ * connection) and reuse it: the update functions are a few integer
+ * operations. Response series are cached inside the HTTP bundle per
+ * (status, grpc status, classification).
+ *
+ * Retention (Linkerd's "retain idle"). With pxmetrics_retain, a bundle not
+ * used (looked up or updated) for the retain time is removed with its
+ * series, so endpoint churn does not grow memory and /metrics forever. A
+ * TCP bundle with a connection open (tcp_open without its close) is never
+ * removed. A removed bundle's memory is not returned to the heap: it stays
+ * a dead bundle (series NULL, updates no-ops, never matched as a hint) and
+ * is reused for a new bundle only after another retain time, so a pointer
+ * a connection still holds never dangles; only a holder that kept a bundle
+ * for twice the retain time without a single update could then count into
+ * the new bundle's series.
  *
  * Label values that are not valid (e.g. an authority that is not UTF-8) make
  * the lookup fail: the request is still served, just not counted under that
@@ -35,6 +46,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/loop.h"
 #include "core/metrics.h"
 #include "core/sock.h"
 #include "core/str.h"
@@ -49,6 +61,8 @@
 enum pxm_dir { PXM_INBOUND = 0, PXM_OUTBOUND = 1 };
 enum pxm_peer { PXM_SRC = 0, PXM_DST = 1 };
 
+struct pxmetrics;
+
 struct pxm_tcp {
 	struct metrics_series *open_total;    /* ro */
 	struct metrics_series *close_ok;      /* ro */
@@ -57,8 +71,12 @@ struct pxm_tcp {
 	struct metrics_series *rd;            /* ro: tcp_read_bytes_total */
 	struct metrics_series *wr;            /* ro: tcp_write_bytes_total */
 	struct pxm_tcp *hnext;                /* private */
+	struct pxmetrics *pm;                 /* private */
 	uint64_t hash;                        /* private */
+	uint64_t used;                        /* private: retention stamp */
+	uint32_t nopen;                       /* private: open connections */
 	uint8_t dir, peer;                    /* private */
+	uint8_t dead;                         /* private: removed */
 	struct sock_addr target;              /* private */
 };
 
@@ -83,14 +101,17 @@ struct pxm_http {
 	struct pxm_http *hnext;               /* private */
 	struct pxmetrics *pm;                 /* private */
 	uint64_t hash;                        /* private */
+	uint64_t used;                        /* private: retention stamp */
 	uint8_t dir;                          /* private */
+	uint8_t dead;                         /* private: removed */
 	int has_target;                       /* private */
 	struct sock_addr target;              /* private */
 	size_t auth_len;                      /* private */
-	char auth[PXM_AUTH_MAX];              /* private: NUL-terminated */
+	char *auth;                           /* private: in <blk>, NUL-term. */
 	char target_s[SOCK_ADDR_STRLEN];      /* private */
-	struct metrics_label *dst;            /* private: dst_* labels */
+	struct metrics_label *dst;            /* private: dst_* labels, in blk */
 	size_t ndst;                          /* private */
+	char *blk;                            /* private: auth + dst labels */
 };
 
 /* A destination label as discovery gives it (key without the "dst_"). */
@@ -108,6 +129,15 @@ struct pxmetrics {
 	struct pxm_tcp **tcp_tab;             /* private: PXM_TAB_SIZE chains */
 	struct pxm_http **http_tab;           /* private */
 	unsigned ntcp, nhttp;                 /* private */
+	uint64_t retain_ms;                   /* ro: 0 keeps bundles forever */
+	uint64_t stamp;                       /* private: time of last sweep */
+	uint64_t gap;                         /* private: last sweep interval */
+	unsigned cursor;                      /* private: next slot swept */
+	unsigned removed;                     /* ro: bundles removed, total */
+	struct pxm_http *grave_http, *grave_http_tail; /* private: dead */
+	struct pxm_tcp *grave_tcp, *grave_tcp_tail;    /* private */
+	struct loop *loop;                    /* private: sweep timer's */
+	struct loop_timer sweep_timer;        /* private */
 };
 
 /*
@@ -118,8 +148,28 @@ int pxmetrics_init(struct pxmetrics *pm, struct metrics_registry *reg,
                    const struct metrics_label *wl, size_t nwl,
                    char *err, size_t errlen);
 
-/* Frees the caches (the series belong to the registry). */
+/* Frees the caches (the series belong to the registry) and stops the
+ * sweep timer. */
 void pxmetrics_destroy(struct pxmetrics *pm);
+
+/* Sweep period and slots of each table looked at per sweep: every bundle
+ * is looked at once every PXM_SWEEP_MS * PXM_TAB_SIZE / PXM_SWEEP_SLOTS. */
+#define PXM_SWEEP_MS 15000u
+#define PXM_SWEEP_SLOTS 256u
+
+/*
+ * Removes bundles idle for <retain_ms> or more (0: never; the default of
+ * pxmetrics_init) and, with <loop> not NULL, arms a timer on it that calls
+ * pxmetrics_sweep every PXM_SWEEP_MS (or retain/4 when shorter). A bundle
+ * goes between retain and retain + one full pass after its last use.
+ */
+void pxmetrics_retain(struct pxmetrics *pm, struct loop *loop,
+                      uint64_t retain_ms);
+
+/* One bounded sweep step at time <now_ms> (monotonic): looks at the next
+ * PXM_SWEEP_SLOTS slots of each table (all of them with <all>). Returns
+ * the number of bundles removed. The timer calls it; tests may too. */
+unsigned pxmetrics_sweep(struct pxmetrics *pm, uint64_t now_ms, int all);
 
 /* The TCP bundle of (<dir>, <peer>, <target>), or NULL (see above). */
 struct pxm_tcp *pxmetrics_tcp(struct pxmetrics *pm, enum pxm_dir dir,
@@ -157,8 +207,10 @@ struct pxm_http *pxmetrics_http_dst(struct pxmetrics *pm,
 /* request_total += 1. */
 static inline void pxmetrics_request(struct pxm_http *h)
 {
-	if (h)
+	if (h) {
 		metrics_counter_inc(h->req);
+		h->used = h->pm->stamp;
+	}
 }
 
 /* Observes <ms> in response_latency_ms{status_code=<status>}. */

@@ -496,12 +496,14 @@ const struct dst_profile *svc_lease_profile(const struct svc_lease *lease)
 	return lease->svc ? lease->svc->t->profile : NULL;
 }
 
+/* Returns the lease's pick with <success> and picks another one. */
+static enum svc_res svc_repick(struct svc_lease *lease, int success,
+                               uint64_t now_ns);
+
 enum svc_res svc_retry(struct svc_lease *lease, int success, int *refused)
 {
 	struct svc *s = lease->svc;
-	struct balance_handle avoid;
 	uint64_t now_ns;
-	int rc;
 
 	*refused = 0;
 	if (!s)
@@ -513,6 +515,24 @@ enum svc_res svc_retry(struct svc_lease *lease, int success, int *refused)
 		return SVC_UNAVAILABLE;
 	}
 	s->st->stats.retries++;
+	return svc_repick(lease, success, now_ns);
+}
+
+enum svc_res svc_failover(struct svc_lease *lease)
+{
+	if (!lease->svc)
+		return SVC_NO_ENDPOINTS;
+	lease->svc->st->stats.failovers++;
+	return svc_repick(lease, 0, svc_now_ns());
+}
+
+static enum svc_res svc_repick(struct svc_lease *lease, int success,
+                               uint64_t now_ns)
+{
+	struct svc *s = lease->svc;
+	struct balance_handle avoid;
+	int rc;
+
 	avoid = lease->h;
 	/* keep the svc alive across the release */
 	s->leases++;
@@ -614,6 +634,10 @@ int svc_table_render(const struct svc_table *st, struct buf *out)
 	rc |= svc_metric(out, "outbound_http_retry_requests_total", "counter",
 	                 "Retries sent (allowed by the retry budget).",
 	                 s->retries);
+	rc |= svc_metric(out, "outbound_balancer_failovers_total", "counter",
+	                 "Requests sent to another endpoint because theirs "
+	                 "never reached an application (connection refused).",
+	                 s->failovers);
 	rc |= svc_metric(out, "outbound_http_retry_limit_exceeded_total",
 	                 "counter", "Retries the retry budget refused.",
 	                 s->retries_refused);

@@ -94,6 +94,8 @@ struct svc_stats {
 	uint64_t picks;
 	uint64_t retries;            /* repicks the budget allowed */
 	uint64_t retries_refused;    /* retries the budget refused */
+	uint64_t failovers;          /* requests moved off an endpoint that
+	                              * never got them */
 	uint64_t timeouts;           /* route timeouts that fired */
 	uint64_t pending;            /* picks that had to wait */
 	uint64_t unknown, failed, no_endpoints, unavailable;
@@ -171,6 +173,16 @@ struct budget *svc_lease_budget(struct svc_lease *lease);
  * picked (*<refused> says which: 1 = the budget refused).
  */
 enum svc_res svc_retry(struct svc_lease *lease, int success, int *refused);
+
+/*
+ * A failover: the request never reached an application (the endpoint
+ * refused the connection, or its proxy could not reach its application),
+ * so it goes to another endpoint whatever its route says and outside the
+ * retry budget. Returns the current endpoint as a failure and picks
+ * another (leaving it out while another is ready). SVC_PICKED with
+ * <lease> updated, or another result with the lease returned and empty.
+ */
+enum svc_res svc_failover(struct svc_lease *lease);
 
 /*
  * What the service's profile says of a request: the first route matching
