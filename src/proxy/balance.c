@@ -438,9 +438,11 @@ out:
 	return rc;
 }
 
-/* The ready slots, one of which may be left out (UINT32_MAX: none). */
+/* Picks among the ready slots, leaving out the slots of <avoid>[<navoid>]
+ * while another one is ready. */
 static int balance_pick_avoid(struct balance *b, uint64_t now_ns,
-                              uint32_t avoid, struct balance_handle *out);
+                              const struct balance_handle *avoid,
+                              size_t navoid, struct balance_handle *out);
 
 uint32_t balance_ready_now(struct balance *b, uint64_t now_ns)
 {
@@ -452,19 +454,52 @@ uint32_t balance_ready_now(struct balance *b, uint64_t now_ns)
 int balance_pick(struct balance *b, uint64_t now_ns,
                  struct balance_handle *out)
 {
-	return balance_pick_avoid(b, now_ns, UINT32_MAX, out);
+	return balance_pick_avoid(b, now_ns, NULL, 0, out);
 }
 
 int balance_pick_other(struct balance *b, uint64_t now_ns,
-                       const struct balance_handle *avoid,
+                       const struct balance_handle *avoid, size_t navoid,
                        struct balance_handle *out)
 {
-	return balance_pick_avoid(b, now_ns, avoid ? avoid->idx : UINT32_MAX,
-	                          out);
+	return balance_pick_avoid(b, now_ns, avoid, navoid, out);
+}
+
+static int balance_avoided(const struct balance *b, uint32_t s,
+                           const struct balance_handle *avoid, size_t navoid)
+{
+	size_t i;
+
+	for (i = 0; i < navoid; i++)
+		if (avoid[i].idx == s && avoid[i].gen == b->ep[s].gen)
+			return 1;
+	return 0;
+}
+
+/* A random ready slot not avoided (and not <other>), or UINT32_MAX. A few
+ * draws, then a scan from a random start: O(1) in the usual case. */
+static uint32_t balance_draw(struct balance *b,
+                             const struct balance_handle *avoid,
+                             size_t navoid, uint32_t other)
+{
+	uint32_t i, k, s;
+
+	for (k = 0; k < 4; k++) {
+		s = b->ready[balance_rand_below(b, b->nready)];
+		if (s != other && !balance_avoided(b, s, avoid, navoid))
+			return s;
+	}
+	k = balance_rand_below(b, b->nready);
+	for (i = 0; i < b->nready; i++) {
+		s = b->ready[(k + i) % b->nready];
+		if (s != other && !balance_avoided(b, s, avoid, navoid))
+			return s;
+	}
+	return UINT32_MAX;
 }
 
 static int balance_pick_avoid(struct balance *b, uint64_t now_ns,
-                              uint32_t avoid, struct balance_handle *out)
+                              const struct balance_handle *avoid,
+                              size_t navoid, struct balance_handle *out)
 {
 	struct balance_ep *e;
 	uint32_t s;
@@ -480,9 +515,23 @@ static int balance_pick_avoid(struct balance *b, uint64_t now_ns,
 	if (b->nready == 1) {
 		s = b->ready[0];
 	} else if (b->cfg.round_robin) {
-		s = b->ready[b->rr++ % b->nready];
-		if (s == avoid)
+		uint32_t n = b->nready;
+
+		do
 			s = b->ready[b->rr++ % b->nready];
+		while (--n && balance_avoided(b, s, avoid, navoid));
+	} else if (navoid) {
+		uint32_t sx = balance_draw(b, avoid, navoid, UINT32_MAX);
+		uint32_t sy = sx == UINT32_MAX ? UINT32_MAX :
+		              balance_draw(b, avoid, navoid, sx);
+
+		if (sx == UINT32_MAX)  /* every ready one was tried: any */
+			return balance_pick_avoid(b, now_ns, NULL, 0, out);
+		if (sy == UINT32_MAX)
+			s = sx;
+		else
+			s = balance_cost(b, &b->ep[sy], now_ns) <
+			    balance_cost(b, &b->ep[sx], now_ns) ? sy : sx;
 	} else {
 		uint32_t x = balance_rand_below(b, b->nready);
 		uint32_t y = balance_rand_below(b, b->nready - 1);
@@ -492,13 +541,8 @@ static int balance_pick_avoid(struct balance *b, uint64_t now_ns,
 			y++;
 		sx = b->ready[x];
 		sy = b->ready[y];
-		if (sx == avoid)
-			s = sy;
-		else if (sy == avoid)
-			s = sx;
-		else
-			s = balance_cost(b, &b->ep[sy], now_ns) <
-			    balance_cost(b, &b->ep[sx], now_ns) ? sy : sx;
+		s = balance_cost(b, &b->ep[sy], now_ns) <
+		    balance_cost(b, &b->ep[sx], now_ns) ? sy : sx;
 	}
 	e = &b->ep[s];
 	e->pending++;

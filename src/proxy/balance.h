@@ -188,12 +188,13 @@ int balance_pick(struct balance *b, uint64_t now_ns,
                  struct balance_handle *out);
 
 /*
- * balance_pick for a retry: the endpoint of <avoid> (a handle already
- * given back, or any earlier pick) is left out while another endpoint is
- * ready, so a retry does not go back to the endpoint that just failed.
+ * balance_pick for a retry: the endpoints of <avoid>[<navoid>] (handles
+ * already given back: the endpoints tried before) are left out while
+ * another endpoint is ready, so a retry does not go back to an endpoint
+ * that just failed.
  */
 int balance_pick_other(struct balance *b, uint64_t now_ns,
-                       const struct balance_handle *avoid,
+                       const struct balance_handle *avoid, size_t navoid,
                        struct balance_handle *out);
 
 /*

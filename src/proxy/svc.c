@@ -530,23 +530,30 @@ static enum svc_res svc_repick(struct svc_lease *lease, int success,
                                uint64_t now_ns)
 {
 	struct svc *s = lease->svc;
-	struct balance_handle avoid;
+	struct balance_handle tried[3];
+	uint8_t ntried = lease->ntried;
 	int rc;
 
-	avoid = lease->h;
+	memcpy(tried, lease->tried, sizeof(tried));
+	if (ntried < 3)
+		tried[ntried++] = lease->h;
+	else
+		tried[2] = lease->h;
 	/* keep the svc alive across the release */
 	s->leases++;
 	svc_release(lease, success);
 	s->leases--;
 	if (svc_sync(s, now_ns) < 0 || s->t->nep == 0)
 		return SVC_NO_ENDPOINTS;
-	rc = balance_pick_other(&s->bal, now_ns, &avoid, &lease->h);
+	rc = balance_pick_other(&s->bal, now_ns, tried, ntried, &lease->h);
 	if (rc < 0)
 		return rc == -EAGAIN ? SVC_UNAVAILABLE : SVC_NO_ENDPOINTS;
 	lease->svc = s;
 	lease->addr = *balance_addr(&s->bal, &lease->h);
 	lease->hint = svc_hint(s->t, &lease->addr);
 	lease->t0_ns = now_ns;
+	memcpy(lease->tried, tried, sizeof(tried));
+	lease->ntried = ntried;
 	s->leases++;
 	s->st->stats.picks++;
 	return SVC_PICKED;

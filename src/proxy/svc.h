@@ -87,6 +87,9 @@ struct svc_lease {
 	struct sock_addr addr;       /* ro: the chosen endpoint */
 	enum dst_hint hint;          /* ro */
 	uint64_t t0_ns;              /* ro: when it was picked */
+	struct balance_handle tried[3]; /* private: earlier picks of this
+	                                 * request, left out of retries */
+	uint8_t ntried;              /* private */
 };
 
 struct svc_stats {

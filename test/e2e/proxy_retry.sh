@@ -7,7 +7,10 @@
 #  - With the destination service (meshd controller and a registry file):
 #    a retryable route retries a 5xx on another endpoint, from the budget,
 #    replaying a POST body; a route that is not retryable passes the 5xx
-#    through; a route timeout answers 504, and meshd-timeout shortens it.
+#    through; a request that reached no application (connection refused,
+#    or the endpoint's proxy could not connect to its app) fails over to
+#    another endpoint whatever its route; a route timeout answers 504, and
+#    meshd-timeout shortens it; the queue in front of the balancer.
 # Origins: small Python servers: one whose connections answer their first
 # request and then close (or reset) on the second; "good" and "bad"
 # endpoints of a registry service.
@@ -37,10 +40,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-read -r P_STALE P_RST OUT IN ADM CTL CADM P_APP OUT2 IN2 ADM2 <<<"$(
+read -r P_STALE P_RST OUT IN ADM CTL CADM P_APP OUT2 IN2 ADM2 P_DEAD OUT3 ADM3 <<<"$(
 	"$PY" - <<'EOF'
 import socket
-ss = [socket.socket() for _ in range(11)]
+ss = [socket.socket() for _ in range(14)]
 for s in ss:
     s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in ss))
@@ -169,6 +172,10 @@ services:
     selector: {app: web}
     routes:
       - {name: echo, path_exact: /echo, method: POST, retryable: true}
+  - name: fo
+    namespace: t
+    ports: [{port: 80, target_port: $P_APP}]
+    selector: {app: fo}
   - name: once
     namespace: t
     ports: [{port: 80, target_port: $P_APP}]
@@ -176,6 +183,9 @@ services:
 workloads:
   - {name: good, namespace: t, addresses: [127.0.0.2], labels: {app: web}, meshed: false}
   - {name: bad, namespace: t, addresses: [127.0.0.3], labels: {app: web}, meshed: false}
+  - {name: fo-good, namespace: t, addresses: [127.0.0.2], labels: {app: fo}, meshed: false}
+  - {name: fo-refused, namespace: t, addresses: [127.0.0.5], labels: {app: fo}, meshed: false}
+  - {name: fo-appgone, namespace: t, addresses: [127.0.0.6], labels: {app: fo}, meshed: false}
 EOF
 "$MESHD_BIN" controller --registry "$tmp/reg.yaml" \
 	--destination-addr 127.0.0.1:$CTL --admin-addr 127.0.0.1:$CADM \
@@ -183,7 +193,12 @@ EOF
 "$MESHD_BIN" proxy --mode explicit --outbound-addr 127.0.0.1:$OUT2 \
 	--inbound-addr 127.0.0.1:$IN2 --admin-addr 127.0.0.1:$ADM2 \
 	--destination-addr 127.0.0.1:$CTL > "$tmp/proxy2.log" 2>&1 & pids+=($!)
-wait_port $CTL; wait_port $OUT2; wait_port $ADM2
+# the "fo-appgone" endpoint: a meshd proxy (inbound) whose application is
+# not listening: it answers 502 "meshd-proxy-error: connect failed"
+"$MESHD_BIN" proxy --mode explicit --inbound-addr 127.0.0.6:$P_APP \
+	--inbound-forward 127.0.0.1:$P_DEAD --outbound-addr 127.0.0.1:$OUT3 \
+	--admin-addr 127.0.0.1:$ADM3 > "$tmp/proxy3.log" 2>&1 & pids+=($!)
+wait_port $CTL; wait_port $OUT2; wait_port $ADM2; wait_port $ADM3
 wait_http() {
 	local i
 	for i in $(seq 100); do
@@ -218,6 +233,12 @@ for i in $(seq 20); do [ "$(sreq once.t:80 /hello)" = 200 ] || fail=$((fail + 1)
 r2=$(metric outbound_http_retry_requests_total)
 check "no retryable route: failures reach the client ($fail/20 failed), no retry ($r1 -> $r2)" \
 	test $fail -gt 0 -a "$r1" = "$r2"
+
+ok=0
+for i in $(seq 30); do [ "$(sreq fo.t:80 /ok -X POST -d x=1)" = 200 ] && ok=$((ok + 1)); done
+f=$(metric outbound_balancer_failovers_total)
+check "failover: a refused connection and an endpoint whose app is gone cost nothing, even for POSTs on a route that is not retryable ($ok/30; failovers $f)" \
+	test $ok = 30 -a "${f:-0}" -gt 0
 
 head -c 40000 /dev/urandom | base64 -w0 > "$tmp/body"
 same=0

@@ -722,7 +722,7 @@ TEST(pick_other_avoids_the_failed_endpoint)
 	for (i = 0; i < 300; i++) {
 		REQUIRE(balance_pick(&b, 2000, &h) == 0);
 		CHECK(balance_done(&b, &h, 3000, 1000, 0) == 0);
-		REQUIRE(balance_pick_other(&b, 3000, &h, &r) == 0);
+		REQUIRE(balance_pick_other(&b, 3000, &h, 1, &r) == 0);
 		CHECK(r.idx != h.idx);
 		CHECK(balance_done(&b, &r, 4000, 1000, 1) == 0);
 		if (r.idx == h.idx)
@@ -733,7 +733,7 @@ TEST(pick_other_avoids_the_failed_endpoint)
 	REQUIRE(balance_update(&b, k, 1, 1000) == 0);
 	REQUIRE(balance_pick(&b, 2000, &h) == 0);
 	CHECK(balance_done(&b, &h, 3000, 1000, 1) == 0);
-	REQUIRE(balance_pick_other(&b, 3000, &h, &r) == 0);
+	REQUIRE(balance_pick_other(&b, 3000, &h, 1, &r) == 0);
 	CHECK(r.idx == h.idx);
 	CHECK(balance_done(&b, &r, 4000, 1000, 1) == 0);
 	balance_destroy(&b);
