@@ -390,6 +390,11 @@ ngo=$(grep -c goaway "$tmp/srv-goaway-1.log")
 [ $ok = 6 ] && [ "$ngo" -ge 1 ]
 e2e_report $? "GOAWAY(last_stream_id 0) from the upstream: the stream is retried on a new connection, 6 of 6 succeed ($ok; $ngo GOAWAYs)"
 
+# --- metrics of balanced HTTP/2 requests carry the destination's labels ------------------
+curl -s --max-time 5 "http://127.0.0.1:$PADM/metrics" |
+	grep -Eq '^response_total\{direction="outbound",authority="[a-z0-9.-]+\.demo:8080"[^}]*dst_namespace="demo"[^}]*dst_pod="'
+e2e_report $? "HTTP/2 response_total series of balanced requests carry dst_namespace and dst_pod"
+
 # --- the proxy is fine --------------------------------------------------------------------
 kill -0 "${pids[-1]}" 2>/dev/null
 e2e_report $? "proxy still running" "$(tail -n 20 "$tmp/proxy.log")"
