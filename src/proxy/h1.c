@@ -516,26 +516,6 @@ stale:
 	return tmo;
 }
 
-/* The metrics bundle of a balanced request, with its dst_* labels. */
-static struct pxm_http *h1_metrics_dst(struct conn *c, struct str auth,
-                                       const struct sock_addr *addr)
-{
-	struct pxm_kv set[PXM_MAX_DST_LABELS], ep[PXM_MAX_DST_LABELS];
-	const struct dst_label *sl, *el;
-	size_t ns, ne, i;
-
-	svc_lease_labels(&c->h1.lease, &sl, &ns, &el, &ne);
-	ns = ns < PXM_MAX_DST_LABELS ? ns : PXM_MAX_DST_LABELS;
-	ne = ne < PXM_MAX_DST_LABELS ? ne : PXM_MAX_DST_LABELS;
-	for (i = 0; i < ns; i++)
-		set[i] = (struct pxm_kv){ sl[i].key, sl[i].value };
-	for (i = 0; i < ne; i++)
-		ep[i] = (struct pxm_kv){ el[i].key, el[i].value };
-	return pxmetrics_http_dst(&c->px->pm, c->h1.m_hint,
-	                          (enum pxm_dir)c->dir, auth, addr, set, ns,
-	                          ep, ne);
-}
-
 /*
  * Starts the exchange for the parsed request <h> once routed: metrics,
  * upstream, rewritten head into <bt>. Returns 0, or -1 when the
@@ -558,7 +538,8 @@ static int h1_begin_routed(struct conn *c, const struct http1_head *h,
 
 	x->lease = res->lease;
 	if (x->lease.svc)
-		x->m = h1_metrics_dst(c, auth, addr);
+		x->m = svc_lease_metrics(&x->lease, &px->pm, x->m_hint,
+		                         c->dir, auth);
 	else
 		x->m = pxmetrics_http(&px->pm, x->m_hint, (enum pxm_dir)c->dir,
 		                      auth, addr);

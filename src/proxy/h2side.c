@@ -1017,20 +1017,8 @@ static void h2s_begin(struct h2s *s, struct route_result *res)
 	memset(&res->lease, 0, sizeof(res->lease));
 	if (s->lease.svc) {
 		/* a balanced request: its series carry dst_* labels */
-		struct pxm_kv set[PXM_MAX_DST_LABELS], ep[PXM_MAX_DST_LABELS];
-		const struct dst_label *sl, *el;
-		size_t ns, ne, i;
-
-		svc_lease_labels(&s->lease, &sl, &ns, &el, &ne);
-		ns = ns < PXM_MAX_DST_LABELS ? ns : PXM_MAX_DST_LABELS;
-		ne = ne < PXM_MAX_DST_LABELS ? ne : PXM_MAX_DST_LABELS;
-		for (i = 0; i < ns; i++)
-			set[i] = (struct pxm_kv){ sl[i].key, sl[i].value };
-		for (i = 0; i < ne; i++)
-			ep[i] = (struct pxm_kv){ el[i].key, el[i].value };
-		s->m = pxmetrics_http_dst(&px->pm, NULL, (enum pxm_dir)c->dir,
-		                          s->rq->auth, &res->ep[0].addr, set,
-		                          ns, ep, ne);
+		s->m = svc_lease_metrics(&s->lease, &px->pm, NULL, c->dir,
+		                         s->rq->auth);
 	} else {
 		s->m = pxmetrics_http(&px->pm, NULL, (enum pxm_dir)c->dir,
 		                      s->rq->auth,

@@ -15,6 +15,7 @@
 
 #include "core/buf.h"
 #include "core/mem.h"
+#include "proxy/pxmetrics.h"
 #include "proxy/svc.h"
 
 #define SVC_SWEEP_MS 5000u
@@ -652,4 +653,24 @@ int svc_table_render(const struct svc_table *st, struct buf *out)
 	                 "Requests that hit their route's timeout (504).",
 	                 s->timeouts);
 	return rc ? -1 : 0;
+}
+
+struct pxm_http *svc_lease_metrics(const struct svc_lease *lease,
+                                   struct pxmetrics *pm,
+                                   struct pxm_http *hint, int dir,
+                                   struct str authority)
+{
+	struct pxm_kv set[PXM_MAX_DST_LABELS], ep[PXM_MAX_DST_LABELS];
+	const struct dst_label *sl, *el;
+	size_t ns, ne, i;
+
+	svc_lease_labels(lease, &sl, &ns, &el, &ne);
+	ns = ns < PXM_MAX_DST_LABELS ? ns : PXM_MAX_DST_LABELS;
+	ne = ne < PXM_MAX_DST_LABELS ? ne : PXM_MAX_DST_LABELS;
+	for (i = 0; i < ns; i++)
+		set[i] = (struct pxm_kv){ sl[i].key, sl[i].value };
+	for (i = 0; i < ne; i++)
+		ep[i] = (struct pxm_kv){ el[i].key, el[i].value };
+	return pxmetrics_http_dst(pm, hint, (enum pxm_dir)dir, authority,
+	                          &lease->addr, set, ns, ep, ne);
 }

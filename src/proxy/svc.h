@@ -207,6 +207,17 @@ void svc_lease_labels(const struct svc_lease *lease,
                       const struct dst_label **set, size_t *nset,
                       const struct dst_label **ep, size_t *nep);
 
+/*
+ * The metrics bundle of a balanced request (pxmetrics_http_dst): its
+ * series carry the dst_* labels of the lease's service and endpoint.
+ */
+struct pxmetrics;
+struct pxm_http;
+struct pxm_http *svc_lease_metrics(const struct svc_lease *lease,
+                                   struct pxmetrics *pm,
+                                   struct pxm_http *hint, int dir,
+                                   struct str authority);
+
 /* Counts a route timeout that fired on the lease's service. */
 void svc_count_timeout(struct svc_lease *lease);
 
