@@ -4,6 +4,11 @@
  *   abc-app a --listen ADDR [--b URL] [--c URL] [flags]
  *   abc-app b|c --listen ADDR [--grpc-listen ADDR] [--peer URL] [flags]
  *
+ * --resolve HOST:PORT:ADDR (repeatable) lets URLs name services that no
+ * resolver knows: the connection goes to ADDR, Host and :authority carry
+ * the name (how `meshd demo` calls b.demo.svc.cluster.local in pods
+ * without DNS).
+ *
  * This file parses the command line, sets up the role's listeners and
  * traffic, prints the periodic summary, and shuts everything down cleanly
  * on SIGTERM, SIGINT or SIGHUP (exit status 0). Usage errors exit with 2,
@@ -44,6 +49,7 @@ enum abc_flag_kind {
 	ABC_U64,          /* uint64_t, decimal */
 	ABC_FRACTION,     /* double in [0, 1] */
 	ABC_BOOL,         /* int, no value */
+	ABC_PIN,          /* repeatable: net_pin(value) */
 };
 
 struct abc_flag {
@@ -81,6 +87,9 @@ static const struct abc_flag abc_flags[] = {
 	  "P  fraction (0..1) of /hello and Say answered with failures" },
 	{ "latency", ABC_U64, &abc.latency_ms, "abc",
 	  "MS  delay before answering /, /hello, Say and Count" },
+	{ "resolve", ABC_PIN, NULL, "abc",
+	  "HOST:PORT:ADDR  connect to ADDR for HOST:PORT, sending the name "
+	  "(as curl; repeatable)" },
 	{ "name", ABC_STR, &abc_cfg.name, "abc",
 	  "NAME  service name in answers (default: the role)" },
 	{ "report", ABC_U64, &abc_cfg.report_s, "abc",
@@ -275,6 +284,8 @@ static int abc_set_flag(const struct abc_flag *f, const char *v, char *err,
 	case ABC_BOOL:
 		*(int *)f->dst = 1;
 		return 0;
+	case ABC_PIN:
+		return net_pin(v, err, errlen);
 	}
 	snprintf(err, errlen, "bad value \"%s\" for --%s", v, f->name);
 	return -1;

@@ -48,7 +48,8 @@ struct abc {
 	const char *role;         /* ro: "a", "b" or "c" */
 	const char *name;         /* ro: service name in answers */
 	double fail_rate;         /* ro: fraction of /hello and Say that fail */
-	uint64_t latency_ms;      /* ro: added before /, /hello, Say and Count */
+	uint64_t latency_ms;      /* rw: added before /, /hello, Say and Count
+	                           * (--latency, POST /admin/latency) */
 	uint64_t rate;            /* ro: outgoing calls per second per target */
 	uint64_t report_ms;       /* ro: summary period, 0 for none */
 	int verbose;              /* ro: log every request */

@@ -6,21 +6,115 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "net.h"
 
 #define NET_BACKLOG 1024
 
-/* Resolves <host> (NULL: any) and <port> into <a>. */
+/* --resolve pins, set at start (see net_pin). */
+struct net_pin {
+	char host[NET_TEXT_MAX];
+	char port[6];
+	struct sockaddr_storage ss;
+	socklen_t len;
+};
+
+static struct net_pin net_pins[NET_PIN_MAX];
+static unsigned net_npins;
+
+/* The pin of <host>:<port>, or NULL. */
+static struct net_pin *net_pin_find(const char *host, const char *port)
+{
+	unsigned i;
+
+	for (i = 0; i < net_npins; i++)
+		if (!strcasecmp(net_pins[i].host, host) &&
+		    !strcmp(net_pins[i].port, port))
+			return &net_pins[i];
+	return NULL;
+}
+
+int net_pin(const char *spec, char *err, size_t errlen)
+{
+	const char *c1 = strchr(spec, ':'), *c2, *ip;
+	struct net_pin pin, *slot;
+	struct sockaddr_in *in = (struct sockaddr_in *)&pin.ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&pin.ss;
+	char addr[INET6_ADDRSTRLEN];
+	size_t hl, pl, al;
+	unsigned long port;
+
+	memset(&pin, 0, sizeof(pin));
+	c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+	if (!c2)
+		goto bad;
+	hl = (size_t)(c1 - spec);
+	pl = (size_t)(c2 - c1 - 1);
+	ip = c2 + 1;
+	al = strlen(ip);
+	if (al >= 2 && ip[0] == '[' && ip[al - 1] == ']') {
+		ip++;
+		al -= 2;
+	}
+	if (!hl || hl >= sizeof(pin.host) || spec[0] == '[' || !pl ||
+	    pl >= sizeof(pin.port) || strspn(c1 + 1, "0123456789") != pl ||
+	    !al || al >= sizeof(addr))
+		goto bad;
+	memcpy(pin.host, spec, hl);
+	memcpy(pin.port, c1 + 1, pl);
+	port = strtoul(pin.port, NULL, 10);
+	if (port == 0 || port > 65535)
+		goto bad;
+	memcpy(addr, ip, al);
+	addr[al] = '\0';
+	if (inet_pton(AF_INET, addr, &in->sin_addr) == 1) {
+		in->sin_family = AF_INET;
+		in->sin_port = htons((uint16_t)port);
+		pin.len = sizeof(*in);
+	} else if (inet_pton(AF_INET6, addr, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+		pin.len = sizeof(*in6);
+	} else {
+		goto bad;
+	}
+	slot = net_pin_find(pin.host, pin.port);
+	if (!slot) {
+		if (net_npins == NET_PIN_MAX) {
+			snprintf(err, errlen, "at most %d --resolve pins",
+			         NET_PIN_MAX);
+			return -1;
+		}
+		slot = &net_pins[net_npins++];
+	}
+	*slot = pin;
+	return 0;
+bad:
+	snprintf(err, errlen, "bad --resolve \"%s\" (want HOST:PORT:ADDR, "
+	         "ADDR an IP literal)", spec);
+	return -1;
+}
+
+/* Resolves <host> (NULL: any) and <port> into <a>: a pin when there is
+ * one, else getaddrinfo. */
 static int net_resolve(const char *host, const char *port, struct net_addr *a,
                        char *err, size_t errlen)
 {
+	const struct net_pin *pin = host ? net_pin_find(host, port) : NULL;
 	struct addrinfo hints, *res = NULL;
 	int rc;
 
+	if (pin) {
+		memcpy(&a->ss, &pin->ss, sizeof(a->ss));
+		a->len = pin->len;
+		return 0;
+	}
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;

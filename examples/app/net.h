@@ -4,7 +4,8 @@
  * Contracts:
  *  - Addresses are "HOST:PORT", "[V6]:PORT" or ":PORT" (every interface);
  *    URLs are "http://HOST[:PORT][/]". HOST is an IP literal or a name,
- *    resolved once, here, with getaddrinfo (blocking: call at start only).
+ *    resolved once, here: first against the pins (net_pin, --resolve),
+ *    then with getaddrinfo (blocking: call at start only).
  *  - Every socket returned is non-blocking and close-on-exec, with
  *    TCP_NODELAY set on connected ones. The caller owns and closes it.
  *  - Failures return -1 (or -errno where stated) with a one-line reason in
@@ -23,6 +24,20 @@ struct net_addr {
 	socklen_t len;                /* ro */
 	char text[NET_TEXT_MAX];      /* ro: "host:port" as written */
 };
+
+#define NET_PIN_MAX 16
+
+/*
+ * Pins the name HOST with port PORT to the IP literal ADDR, as curl's
+ * --resolve: <spec> is "HOST:PORT:ADDR" (ADDR an IPv4 literal, or IPv6
+ * with or without brackets). Every later net_parse_addr and net_parse_url
+ * of HOST:PORT (HOST compared case-insensitively) connects to ADDR:PORT
+ * while a->text keeps the name, so that Host and :authority carry it:
+ * how a client without DNS calls a meshed service by name. A second pin of
+ * the same HOST:PORT replaces the first. Returns 0, or -1 with <err> (bad
+ * spec, more than NET_PIN_MAX pins).
+ */
+int net_pin(const char *spec, char *err, size_t errlen);
 
 /* Parses "HOST:PORT"; ":PORT" means every IPv4 interface. */
 int net_parse_addr(const char *s, struct net_addr *a, char *err,

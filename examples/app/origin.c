@@ -113,6 +113,46 @@ static int origin_query_flag(struct str q, const char *name)
 	return 0;
 }
 
+/* The number in "<name>=N" of the query string <q>: 0 and *<out> set, or
+ * -1 when absent or malformed. */
+static int origin_query_u64(struct str q, const char *name, uint64_t *out)
+{
+	struct str tok, key = str_from_cstr(name);
+
+	while (str_next_token(&q, '&', &tok)) {
+		if (tok.len > key.len + 1 && str_has_prefix(tok, key) &&
+		    tok.p[key.len] == '=')
+			return str_to_u64(str_sub(tok, key.len + 1, tok.len),
+			                  out);
+	}
+	return -1;
+}
+
+/* POST /admin/latency?ms=N: the run-time form of --latency, so that a test
+ * can make one endpoint slow and then fast again without restarting it. */
+static void origin_admin_latency(int post, struct str query,
+                                 struct origin_resp *r)
+{
+	uint64_t ms;
+
+	if (!post) {
+		origin_fixed(r, 405, ORIGIN_TEXT, "use POST\n");
+		return;
+	}
+	if (origin_query_u64(query, "ms", &ms) < 0 || ms > ORIGIN_DELAY_MAX) {
+		origin_fixed(r, 400, ORIGIN_TEXT,
+		             "want ?ms=N with N at most %u\n", ORIGIN_DELAY_MAX);
+		return;
+	}
+	if (ms != abc.latency_ms)
+		abc_log("latency %llu ms (was %llu ms)",
+		        (unsigned long long)ms,
+		        (unsigned long long)abc.latency_ms);
+	abc.latency_ms = ms;
+	origin_fixed(r, 200, ORIGIN_TEXT, "latency %llu ms\n",
+	             (unsigned long long)ms);
+}
+
 void origin_route(struct str method, struct str target, struct origin_resp *r)
 {
 	int get = str_eq_cstr(method, "GET") || str_eq_cstr(method, "HEAD");
@@ -157,6 +197,10 @@ void origin_route(struct str method, struct str target, struct origin_resp *r)
 		origin_fixed(r, 200, ORIGIN_TEXT, "delayed %llu ms\n",
 		             (unsigned long long)n);
 		r->delay_ms = n;
+		return;
+	}
+	if (str_eq_cstr(path, "/admin/latency")) {
+		origin_admin_latency(post, query, r);
 		return;
 	}
 	if (str_eq_cstr(path, "/echo")) {

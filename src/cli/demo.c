@@ -5,20 +5,34 @@
  * collide and a dead demo's leftovers are recognisable):
  *
  *   node namespace "...-node" with a bridge br0
- *     |-- pod a  10.213.0.11  abc-app a  (HTTP/1.1 calls to b and c)
- *     |-- pod b  10.213.0.12  abc-app b  (gRPC calls to c; serves a and c)
- *     `-- pod c  10.213.0.13  abc-app c  (gRPC calls to b; serves a and b)
+ *     |-- pod controller 10.213.0.10  meshd controller (not meshed)
+ *     |-- pod a   10.213.0.11  abc-app a  (HTTP/1.1 calls to b and c)
+ *     |-- pod b   10.213.0.12  abc-app b  (gRPC calls to c; serves a and c)
+ *     |-- pod b2  10.213.0.14  abc-app b  (B's second replica, --name b2)
+ *     `-- pod c   10.213.0.13  abc-app c  (gRPC calls to b; serves a, b)
  *
- * Each pod gets `meshd init` (its redirect rules), `meshd proxy --mode
- * transparent` as uid 2102, then its app as --app-uid. Every --interval the
- * demo fetches each proxy's admin /metrics from inside the pod, computes
- * the golden metrics of the window with core/prom, and prints one table.
+ * The controller (uid 2103) serves the Destination API on :8086 from a
+ * registry file the demo writes into its scratch directory: services a, b
+ * and c in namespace "demo", one workload per pod, route profiles for b
+ * and c. Each app pod gets `meshd init` (its redirect rules), `meshd proxy
+ * --mode transparent --destination-addr 10.213.0.10:8086` as uid 2102,
+ * then its app as --app-uid. The apps call each other by name
+ * ("b.demo.svc.cluster.local:8080"): a pod has no DNS, so each app pins
+ * the name to the first replica's address (abc-app --resolve); the proxy
+ * captures the connection anyway, resolves the authority with the
+ * controller and balances over b and b2. Every --interval the demo fetches
+ * each proxy's admin /metrics from inside the pod, computes the golden
+ * metrics of the window with core/prom, and prints one table: a row per
+ * outbound service (with the share of each endpoint that answered) and per
+ * inbound port, and how many proxies are connected to the controller.
  *
  * IMPLEMENTATION NOTES
  *  - No shell anywhere: `ip` runs by fork + execvp with argv arrays; meshd
- *    (init and proxy) and the app run by fexecve on descriptors opened at
- *    start (/proc/self/exe and --app), so the uids they run as need no
- *    access to the directories holding the binaries.
+ *    (init, proxy, controller) and the app run by fexecve on descriptors
+ *    opened at start (/proc/self/exe and --app), so the uids they run as
+ *    need no access to the directories holding the binaries. The scratch
+ *    directory is 0711 and the registry in it 0644, so that the controller
+ *    (uid 2103) can read the registry and nobody else can list the logs.
  *  - SIGINT, SIGTERM, SIGHUP and SIGCHLD are blocked for the whole run and
  *    taken synchronously with sigtimedwait: the main loop sleeps in it, and
  *    setup polls it between steps, so a Ctrl-C at any moment leads to the
@@ -63,16 +77,21 @@
 #include "core/prom.h"
 #include "core/str.h"
 
-#define DEMO_NPODS 3
+#define DEMO_NPODS 4
 #define DEMO_PROXY_UID 2102
+#define DEMO_CTL_UID 2103
 #define DEMO_NET "10.213.0."
 #define DEMO_NET6 "fd00:213:0::"
+#define DEMO_CTL_HOST 10          /* the controller's address in DEMO_NET */
 #define DEMO_HTTP_PORT 8080
 #define DEMO_GRPC_PORT 8081
 #define DEMO_ADMIN_PORT 4191
+#define DEMO_DST_PORT 8086        /* the controller's Destination API */
+#define DEMO_CTL_ADMIN_PORT 9996  /* the controller's /ready, /metrics */
+#define DEMO_DOMAIN "demo.svc.cluster.local"
 #define DEMO_PREFIX "meshd-demo-"
-#define DEMO_MAX_PROCS 8
 #define DEMO_GROUPS 32
+#define DEMO_MAX_EPS 8            /* endpoints listed per outbound row */
 #define DEMO_FETCH_MAX (8u << 20)
 #define DEMO_CMD_TIMEOUT_MS 30000
 #define DEMO_FETCH_TIMEOUT_S 5
@@ -80,18 +99,31 @@
 #define DEMO_STOP_GRACE_MS 5000
 #define DEMO_OUT_MAX 4096
 
+/* The three ways a scrape is grouped (see demo_by). */
+enum demo_view {
+	DEMO_V_EDGE,     /* direction, authority: a row per outbound service */
+	DEMO_V_PORT,     /* direction, target_addr: a row per inbound port */
+	DEMO_V_EP,       /* direction, authority, target_addr: the endpoints */
+	DEMO_NVIEWS
+};
+
 struct demo_pod {
-	const char *name;                /* "a", "b", "c" */
+	const char *name;                /* "a", "b", "b2", "c", "controller" */
+	const char *svc;                 /* its service and app role */
+	unsigned host;                   /* last byte of its addresses */
 	char ns[64];                     /* namespace name */
 	char ip[INET_ADDRSTRLEN];
 	char ip6[INET6_ADDRSTRLEN];
-	char proxy_log[128];
+	char proxy_log[128];             /* the controller's log, for it */
 	char app_log[128];
 	int ns_made;                     /* ours to delete */
-	pid_t proxy;                     /* 0 when not running */
+	pid_t proxy;                     /* 0 when not running; for the
+	                                  * controller pod, the controller */
 	pid_t app;
-	struct prom_group *groups[2];    /* two scrapes' worth */
-	struct prom_golden golden[2];
+	/* two scrapes' worth of each view */
+	struct prom_group *groups[2][DEMO_NVIEWS];
+	struct prom_golden golden[2][DEMO_NVIEWS];
+	double connected[2];             /* destination_connected, or NaN */
 	double at[2];                    /* scrape times, seconds */
 	int have[2];
 	int cur;                         /* index of the latest scrape */
@@ -99,6 +131,8 @@ struct demo_pod {
 
 struct demo {
 	struct demo_pod pods[DEMO_NPODS];
+	struct demo_pod ctl;             /* the controller's pod */
+	char registry[128];              /* the registry file */
 	char node[64];
 	int node_made;
 	char dir[64];                    /* scratch directory for the logs */
@@ -422,14 +456,20 @@ static int demo_make_dir(struct demo *d)
 		d->dir[0] = '\0';
 		return -1;
 	}
+	/* the controller's uid reaches the registry; nobody lists the dir */
+	if (chmod(d->dir, 0711) < 0) {
+		demo_err("chmod %s: %s", d->dir, strerror(errno));
+		return -1;
+	}
 	return 0;
 }
 
-/* The log files a demo creates in its scratch directory, and nothing
- * else: the only names a cleanup ever unlinks there. */
+/* The files a demo creates in its scratch directory, and nothing else:
+ * the only names a cleanup ever unlinks there. */
 static const char *const demo_log_names[] = {
 	"a.proxy.log", "a.app.log", "b.proxy.log", "b.app.log",
-	"c.proxy.log", "c.app.log",
+	"b2.proxy.log", "b2.app.log", "c.proxy.log", "c.app.log",
+	"controller.log", "registry.yaml",
 };
 
 /* Removes the scratch directories "/tmp/meshd-demo-<pid>.XXXXXX" of demos
@@ -498,6 +538,8 @@ static void demo_remove_dir(struct demo *d)
 		unlink(d->pods[i].proxy_log);
 		unlink(d->pods[i].app_log);
 	}
+	unlink(d->ctl.proxy_log);
+	unlink(d->registry);
 	rmdir(d->dir);
 	d->dir[0] = '\0';
 }
@@ -583,12 +625,12 @@ static int demo_make_pod(struct demo *d, struct demo_pod *p)
 	return 0;
 }
 
-/* ---- fetching from a proxy's admin port ------------------------------- */
+/* ---- fetching from an admin port -------------------------------------- */
 
 /* Child side of demo_fetch: one request, raw answer to <fd>. */
 __attribute__((noreturn))
-static void demo_fetch_child(struct demo *d, const char *ns, const char *path,
-                             int fd)
+static void demo_fetch_child(struct demo *d, const char *ns, int port,
+                             const char *path, int fd)
 {
 	struct sockaddr_in sa;
 	struct timeval tv = { DEMO_FETCH_TIMEOUT_S - 1, 0 };
@@ -609,14 +651,14 @@ static void demo_fetch_child(struct demo *d, const char *ns, const char *path,
 	setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	memset(&sa, 0, sizeof(sa));
 	sa.sin_family = AF_INET;
-	sa.sin_port = htons(DEMO_ADMIN_PORT);
+	sa.sin_port = htons((uint16_t)port);
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		_exit(3);
 	len = snprintf(req, sizeof(req),
 	               "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
 	               "User-Agent: meshd-demo\r\nConnection: close\r\n\r\n",
-	               path, DEMO_ADMIN_PORT);
+	               path, port);
 	if (write(s, req, (size_t)len) != len)
 		_exit(3);
 	while ((n = read(s, buf, sizeof(buf))) > 0) {
@@ -689,12 +731,13 @@ big:
 }
 
 /*
- * GET <path> from the admin port of <p>'s proxy, from inside the pod.
+ * GET <path> from 127.0.0.1:<port> (an admin port) inside the pod <p>.
  * Stores the body in <body> (reset first) and returns the status, or -1
  * with a reason in <err>.
  */
-static int demo_fetch(struct demo *d, struct demo_pod *p, const char *path,
-                      struct buf *body, char *err, size_t errlen)
+static int demo_fetch(struct demo *d, struct demo_pod *p, int port,
+                      const char *path, struct buf *body, char *err,
+                      size_t errlen)
 {
 	struct buf raw;
 	struct pollfd pfd;
@@ -711,7 +754,7 @@ static int demo_fetch(struct demo *d, struct demo_pod *p, const char *path,
 	pid = fork();
 	if (pid == 0) {
 		close(fds[0]);
-		demo_fetch_child(d, p->ns, path, fds[1]);
+		demo_fetch_child(d, p->ns, port, path, fds[1]);
 	}
 	close(fds[1]);
 	if (pid < 0) {
@@ -757,81 +800,205 @@ static int demo_fetch(struct demo *d, struct demo_pod *p, const char *path,
 
 /* ---- processes ----------------------------------------------------------- */
 
-static int demo_start_proxy(struct demo *d, struct demo_pod *p)
+/* The first pod of service <svc> (the address an app pins its name to). */
+static struct demo_pod *demo_first_pod(struct demo *d, const char *svc)
 {
-	char labels[64];
-	char *argv[] = { "meshd", "proxy", "--mode", "transparent",
-	                 "--workload-labels", labels, NULL };
-	struct demo_child c = { p->ns, DEMO_PROXY_UID, d->exe_fd, argv, -1, 1 };
+	int i;
 
-	snprintf(labels, sizeof(labels), "namespace=demo,deployment=%s,pod=%s",
-	         p->name, p->name);
+	for (i = 0; i < DEMO_NPODS; i++)
+		if (!strcmp(d->pods[i].svc, svc))
+			return &d->pods[i];
+	return &d->pods[0];
+}
 
-	c.out_fd = demo_open_log(p->proxy_log);
+/* Appends to <b> the registry entry of service <svc>: HTTP on
+ * DEMO_HTTP_PORT, and for b and c gRPC on DEMO_GRPC_PORT with its route
+ * profile. */
+static void demo_registry_service(struct buf *b, const char *svc)
+{
+	buf_printf(b,
+	           "  - name: %s\n"
+	           "    namespace: demo\n"
+	           "    selector: {app: %s}\n"
+	           "    ports:\n"
+	           "      - {port: %d, protocol: http}\n", svc, svc,
+	           DEMO_HTTP_PORT);
+	if (!strcmp(svc, "a"))
+		return;
+	buf_printf(b,
+	           "      - {port: %d, protocol: grpc}\n"
+	           "    routes:\n"
+	           "      - name: echo          # abc.Echo Say and Count\n"
+	           "        path_prefix: /abc.Echo/\n"
+	           "        retryable: true\n"
+	           "        timeout: 1s\n"
+	           "      - name: hello         # A's calls\n"
+	           "        method: GET\n"
+	           "        path_prefix: /hello\n"
+	           "        retryable: true\n", DEMO_GRPC_PORT);
+}
+
+/* Writes the registry file (docs/registry.md) the controller serves:
+ * services a, b and c of namespace "demo", one workload per pod. */
+static int demo_write_registry(struct demo *d)
+{
+	static const char *const svcs[] = { "a", "b", "c" };
+	struct buf b;
+	size_t i, off;
+	ssize_t n;
+	int fd, rc = -1;
+
+	buf_init(&b, 64 * 1024);
+	buf_printf(&b, "# written by meshd demo for its controller "
+	           "(docs/registry.md)\nservices:\n");
+	for (i = 0; i < sizeof(svcs) / sizeof(svcs[0]); i++)
+		demo_registry_service(&b, svcs[i]);
+	buf_printf(&b, "workloads:\n");
+	for (i = 0; i < DEMO_NPODS; i++)
+		buf_printf(&b,
+		           "  - name: %s\n"
+		           "    namespace: demo\n"
+		           "    service_account: %s\n"
+		           "    addresses: [%s]\n"
+		           "    labels: {app: %s}\n", d->pods[i].name,
+		           d->pods[i].svc, d->pods[i].ip, d->pods[i].svc);
+	fd = open(d->registry, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0 || fchmod(fd, 0644) < 0)
+		goto out;
+	for (off = 0; off < buf_len(&b); off += (size_t)n) {
+		n = write(fd, buf_data(&b) + off, buf_len(&b) - off);
+		if (n <= 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	if (rc < 0)
+		demo_err("cannot write %s: %s", d->registry, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	buf_free(&b);
+	return rc;
+}
+
+/* Starts <argv> in pod <p> as <uid>, output to <log>; the PID goes to
+ * <*pid>. */
+static int demo_start(struct demo *d, struct demo_pod *p, int uid,
+                      int exec_fd, char **argv, const char *log, pid_t *pid)
+{
+	struct demo_child c = { p->ns, uid, exec_fd, argv, -1, 1 };
+
+	c.out_fd = demo_open_log(log);
 	if (c.out_fd < 0) {
-		demo_err("cannot create %s: %s", p->proxy_log, strerror(errno));
+		demo_err("cannot create %s: %s", log, strerror(errno));
 		return -1;
 	}
-	p->proxy = demo_spawn(d, &c);
+	*pid = demo_spawn(d, &c);
 	close(c.out_fd);
-	if (p->proxy < 0) {
-		p->proxy = 0;
+	if (*pid < 0) {
+		*pid = 0;
 		demo_err("fork: %s", strerror(errno));
 		return -1;
 	}
 	return 0;
 }
 
+static int demo_start_controller(struct demo *d)
+{
+	char dst[32], admin[32];
+	char *argv[] = { "meshd", "controller", "--registry", d->registry,
+	                 "--destination-addr", dst, "--admin-addr", admin,
+	                 NULL };
+
+	snprintf(dst, sizeof(dst), "0.0.0.0:%d", DEMO_DST_PORT);
+	snprintf(admin, sizeof(admin), "0.0.0.0:%d", DEMO_CTL_ADMIN_PORT);
+	return demo_start(d, &d->ctl, DEMO_CTL_UID, d->exe_fd, argv,
+	                  d->ctl.proxy_log, &d->ctl.proxy);
+}
+
+static int demo_start_proxy(struct demo *d, struct demo_pod *p)
+{
+	char labels[96], dst[32];
+	char *argv[] = { "meshd", "proxy", "--mode", "transparent",
+	                 "--destination-addr", dst,
+	                 "--workload-labels", labels, NULL };
+
+	snprintf(labels, sizeof(labels), "namespace=demo,deployment=%s,pod=%s",
+	         p->svc, p->name);
+	snprintf(dst, sizeof(dst), "%s:%d", d->ctl.ip, DEMO_DST_PORT);
+	return demo_start(d, p, DEMO_PROXY_UID, d->exe_fd, argv, p->proxy_log,
+	                  &p->proxy);
+}
+
+/* Adds to <argv> at <*n> the URL of service <svc> on <port> by name and
+ * its pin to the first replica (--resolve), in <url> and <pin>. */
+static void demo_app_target(struct demo *d, char **argv, int *n,
+                            const char *flag, const char *svc, int port,
+                            char *url, char *pin, size_t len)
+{
+	snprintf(url, len, "http://%s." DEMO_DOMAIN ":%d", svc, port);
+	snprintf(pin, len, "%s." DEMO_DOMAIN ":%d:%s", svc, port,
+	         demo_first_pod(d, svc)->ip);
+	argv[(*n)++] = (char *)flag;
+	argv[(*n)++] = url;
+	argv[(*n)++] = "--resolve";
+	argv[(*n)++] = pin;
+}
+
 static int demo_start_app(struct demo *d, struct demo_pod *p)
 {
-	char listen[16], grpc[16], rate[24], u1[64], u2[64];
-	char *argv[16];
-	struct demo_child c = { p->ns, (int)d->app_uid, d->app_fd, argv, -1, 1 };
+	char listen[16], grpc[16], rate[24], u1[96], u2[96], r1[96], r2[96];
+	char *argv[24];
 	int n = 0;
 
 	snprintf(listen, sizeof(listen), ":%d", DEMO_HTTP_PORT);
 	snprintf(grpc, sizeof(grpc), ":%d", DEMO_GRPC_PORT);
 	snprintf(rate, sizeof(rate), "%llu", (unsigned long long)d->rate);
 	argv[n++] = "abc-app";
-	argv[n++] = (char *)p->name;
+	argv[n++] = (char *)p->svc;
 	argv[n++] = "--listen";
 	argv[n++] = listen;
-	if (p == &d->pods[0]) {
-		snprintf(u1, sizeof(u1), "http://%s:%d", d->pods[1].ip,
-		         DEMO_HTTP_PORT);
-		snprintf(u2, sizeof(u2), "http://%s:%d", d->pods[2].ip,
-		         DEMO_HTTP_PORT);
-		argv[n++] = "--b";
-		argv[n++] = u1;
-		argv[n++] = "--c";
-		argv[n++] = u2;
+	if (!strcmp(p->svc, "a")) {
+		demo_app_target(d, argv, &n, "--b", "b", DEMO_HTTP_PORT, u1, r1,
+		                sizeof(u1));
+		demo_app_target(d, argv, &n, "--c", "c", DEMO_HTTP_PORT, u2, r2,
+		                sizeof(u2));
 	} else {
-		struct demo_pod *peer = p == &d->pods[1] ? &d->pods[2] : &d->pods[1];
-
-		snprintf(u1, sizeof(u1), "http://%s:%d", peer->ip, DEMO_GRPC_PORT);
 		argv[n++] = "--grpc-listen";
 		argv[n++] = grpc;
-		argv[n++] = "--peer";
-		argv[n++] = u1;
+		demo_app_target(d, argv, &n, "--peer",
+		                !strcmp(p->svc, "b") ? "c" : "b",
+		                DEMO_GRPC_PORT, u1, r1, sizeof(u1));
+	}
+	if (strcmp(p->name, p->svc) != 0) {
+		argv[n++] = "--name";
+		argv[n++] = (char *)p->name;
 	}
 	argv[n++] = "--rate";
 	argv[n++] = rate;
 	argv[n++] = "--report";
 	argv[n++] = "0";
 	argv[n] = NULL;
-	c.out_fd = demo_open_log(p->app_log);
-	if (c.out_fd < 0) {
-		demo_err("cannot create %s: %s", p->app_log, strerror(errno));
-		return -1;
-	}
-	p->app = demo_spawn(d, &c);
-	close(c.out_fd);
-	if (p->app < 0) {
-		p->app = 0;
-		demo_err("fork: %s", strerror(errno));
-		return -1;
-	}
-	return 0;
+	return demo_start(d, p, (int)d->app_uid, d->app_fd, argv, p->app_log,
+	                  &p->app);
+}
+
+/* Reaps <*pid> when it has ended: reports it with the end of <log> and
+ * returns -1. */
+static int demo_check_one(pid_t *pid, const char *what, const char *log)
+{
+	int status;
+
+	if (!*pid || waitpid(*pid, &status, WNOHANG) != *pid)
+		return 0;
+	*pid = 0;
+	if (WIFEXITED(status))
+		demo_err("%s exited with status %d; the end of its log:", what,
+		         WEXITSTATUS(status));
+	else
+		demo_err("%s was killed by signal %d; the end of its log:",
+		         what, WTERMSIG(status));
+	demo_tail(log, 10);
+	return -1;
 }
 
 /* Checks that every started process still runs; reports and returns -1
@@ -839,38 +1006,32 @@ static int demo_start_app(struct demo *d, struct demo_pod *p)
 static int demo_check_children(struct demo *d)
 {
 	struct demo_pod *p;
-	int i, k, status;
-	pid_t *pid;
+	char what[64];
+	int i;
 
+	if (demo_check_one(&d->ctl.proxy, "the controller",
+	                   d->ctl.proxy_log) < 0)
+		return -1;
 	for (i = 0; i < DEMO_NPODS; i++) {
 		p = &d->pods[i];
-		for (k = 0; k < 2; k++) {
-			pid = k ? &p->app : &p->proxy;
-			if (!*pid || waitpid(*pid, &status, WNOHANG) != *pid)
-				continue;
-			*pid = 0;
-			if (WIFEXITED(status))
-				demo_err("the %s of pod %s exited with status %d; "
-				         "the end of its log:", k ? "app" : "proxy",
-				         p->name, WEXITSTATUS(status));
-			else
-				demo_err("the %s of pod %s was killed by signal %d; "
-				         "the end of its log:", k ? "app" : "proxy",
-				         p->name, WTERMSIG(status));
-			demo_tail(k ? p->app_log : p->proxy_log, 10);
+		snprintf(what, sizeof(what), "the proxy of pod %s", p->name);
+		if (demo_check_one(&p->proxy, what, p->proxy_log) < 0)
 			return -1;
-		}
+		snprintf(what, sizeof(what), "the app of pod %s", p->name);
+		if (demo_check_one(&p->app, what, p->app_log) < 0)
+			return -1;
 	}
 	return 0;
 }
 
 /* Ends the processes the demo started: SIGTERM, then SIGKILL after
- * DEMO_STOP_GRACE_MS. Apps first, so that the proxies see them go. */
+ * DEMO_STOP_GRACE_MS. Apps first, so that the proxies see them go, and
+ * the controller last, so that no proxy loses it while it still works. */
 static int demo_stop_children(struct demo *d)
 {
-	pid_t *list[DEMO_NPODS * 2], r;
+	pid_t *list[DEMO_NPODS * 2 + 1], r;
 	double end;
-	int i, n = 0, stopped = 0, alive, status;
+	int i, n = 0, stopped = 0, alive, status, phase, first;
 
 	for (i = 0; i < DEMO_NPODS; i++)
 		if (d->pods[i].app)
@@ -878,32 +1039,40 @@ static int demo_stop_children(struct demo *d)
 	for (i = 0; i < DEMO_NPODS; i++)
 		if (d->pods[i].proxy)
 			list[n++] = &d->pods[i].proxy;
-	for (i = 0; i < n; i++)
-		kill(*list[i], SIGTERM);
-	end = demo_now() + DEMO_STOP_GRACE_MS / 1000.0;
-	do {
-		alive = 0;
-		for (i = 0; i < n; i++) {
+	if (d->ctl.proxy)
+		list[n++] = &d->ctl.proxy;
+	/* phase 0: apps and proxies; phase 1: the controller */
+	for (phase = 0, first = 0; phase < 2; phase++) {
+		int last = phase == 0 && d->ctl.proxy ? n - 1 : n;
+
+		for (i = first; i < last; i++)
+			kill(*list[i], SIGTERM);
+		end = demo_now() + DEMO_STOP_GRACE_MS / 1000.0;
+		do {
+			alive = 0;
+			for (i = first; i < last; i++) {
+				if (!*list[i])
+					continue;
+				r = waitpid(*list[i], &status, WNOHANG);
+				if (r == *list[i] || (r < 0 && errno == ECHILD)) {
+					*list[i] = 0;
+					stopped++;
+				} else {
+					alive++;
+				}
+			}
+			if (alive)
+				usleep(20000);
+		} while (alive && demo_now() < end);
+		for (i = first; i < last; i++) {
 			if (!*list[i])
 				continue;
-			r = waitpid(*list[i], &status, WNOHANG);
-			if (r == *list[i] || (r < 0 && errno == ECHILD)) {
-				*list[i] = 0;
-				stopped++;
-			} else {
-				alive++;
-			}
+			kill(*list[i], SIGKILL);
+			demo_wait(*list[i], 1000);
+			*list[i] = 0;
+			stopped++;
 		}
-		if (alive)
-			usleep(20000);
-	} while (alive && demo_now() < end);
-	for (i = 0; i < n; i++) {
-		if (!*list[i])
-			continue;
-		kill(*list[i], SIGKILL);
-		demo_wait(*list[i], 1000);
-		*list[i] = 0;
-		stopped++;
+		first = last;
 	}
 	return stopped;
 }
@@ -914,11 +1083,12 @@ static void demo_cleanup(struct demo *d)
 	int i, procs, nss = 0;
 
 	procs = demo_stop_children(d);
-	for (i = 0; i < DEMO_NPODS; i++) {
-		if (d->pods[i].ns_made &&
-		    demo_ip(d, "netns", "del", d->pods[i].ns, NULL) == 0)
+	for (i = 0; i <= DEMO_NPODS; i++) {
+		struct demo_pod *p = i < DEMO_NPODS ? &d->pods[i] : &d->ctl;
+
+		if (p->ns_made && demo_ip(d, "netns", "del", p->ns, NULL) == 0)
 			nss++;
-		d->pods[i].ns_made = 0;
+		p->ns_made = 0;
 	}
 	if (d->node_made && demo_ip(d, "netns", "del", d->node, NULL) == 0)
 		nss++;
@@ -949,8 +1119,10 @@ static int demo_init_pod(struct demo *d, struct demo_pod *p)
 	return 0;
 }
 
-/* Waits until the proxy of <p> answers /ready with 200. */
-static int demo_wait_ready(struct demo *d, struct demo_pod *p)
+/* Waits until the admin server on <port> in pod <p> answers /ready with
+ * 200; <what> and <log> name the process and its log in an error. */
+static int demo_wait_ready(struct demo *d, struct demo_pod *p, int port,
+                           const char *what, const char *log)
 {
 	double end = demo_now() + DEMO_READY_TIMEOUT_MS / 1000.0;
 	char err[256] = "";
@@ -961,7 +1133,7 @@ static int demo_wait_ready(struct demo *d, struct demo_pod *p)
 	while (demo_now() < end) {
 		if (demo_poll_signals(d, 0) || demo_check_children(d) < 0)
 			break;
-		rc = demo_fetch(d, p, "/ready", &body, err, sizeof(err));
+		rc = demo_fetch(d, p, port, "/ready", &body, err, sizeof(err));
 		if (rc == 200)
 			break;
 		if (rc > 0)
@@ -972,37 +1144,48 @@ static int demo_wait_ready(struct demo *d, struct demo_pod *p)
 	if (rc == 200)
 		return 0;
 	if (!d->stop && p->proxy) {
-		demo_err("the proxy of pod %s is not ready after %ds (%s); "
-		         "the end of its log:", p->name,
-		         DEMO_READY_TIMEOUT_MS / 1000, err);
-		demo_tail(p->proxy_log, 10);
+		demo_err("%s is not ready after %ds (%s); the end of its log:",
+		         what, DEMO_READY_TIMEOUT_MS / 1000, err);
+		demo_tail(log, 10);
 	}
 	return -1;
 }
 
+/* Names and addresses of pod <p> (host byte <host>). */
+static void demo_name_pod(struct demo *d, struct demo_pod *p, unsigned host)
+{
+	p->host = host;
+	snprintf(p->ns, sizeof(p->ns), DEMO_PREFIX "%d-%s", (int)d->me,
+	         p->name);
+	snprintf(p->ip, sizeof(p->ip), DEMO_NET "%u", host);
+	snprintf(p->ip6, sizeof(p->ip6), DEMO_NET6 "%u", host);
+	snprintf(p->proxy_log, sizeof(p->proxy_log), "%s/%s.proxy.log", d->dir,
+	         p->name);
+	snprintf(p->app_log, sizeof(p->app_log), "%s/%s.app.log", d->dir,
+	         p->name);
+}
+
 static int demo_setup(struct demo *d)
 {
+	/* a, b, b2, c: c keeps the address it had before b2 came */
+	static const unsigned hosts[DEMO_NPODS] = { 11, 12, 14, 13 };
+	char what[64];
 	int i;
 
 	demo_clean_leftovers(d);
 	demo_clean_old_dirs(d);
 	if (demo_make_dir(d) < 0)
 		return -1;
-	for (i = 0; i < DEMO_NPODS; i++) {
-		struct demo_pod *p = &d->pods[i];
-
-		snprintf(p->ns, sizeof(p->ns), DEMO_PREFIX "%d-%s", (int)d->me,
-		         p->name);
-		snprintf(p->ip, sizeof(p->ip), DEMO_NET "%u", (unsigned char)(11 + i));
-		snprintf(p->ip6, sizeof(p->ip6), DEMO_NET6 "%u", (unsigned char)(11 + i));
-		snprintf(p->proxy_log, sizeof(p->proxy_log), "%s/%s.proxy.log",
-		         d->dir, p->name);
-		snprintf(p->app_log, sizeof(p->app_log), "%s/%s.app.log",
-		         d->dir, p->name);
-	}
-	dprintf(1, "meshd demo: creating pods a, b and c (network namespaces "
-	        DEMO_PREFIX "%d-*)\n", (int)d->me);
-	if (demo_make_node(d) < 0)
+	for (i = 0; i < DEMO_NPODS; i++)
+		demo_name_pod(d, &d->pods[i], hosts[i]);
+	demo_name_pod(d, &d->ctl, DEMO_CTL_HOST);
+	snprintf(d->ctl.proxy_log, sizeof(d->ctl.proxy_log), "%s/controller.log",
+	         d->dir);
+	d->ctl.app_log[0] = '\0';
+	snprintf(d->registry, sizeof(d->registry), "%s/registry.yaml", d->dir);
+	dprintf(1, "meshd demo: creating the controller's pod and pods a, b, b2 "
+	        "and c (network namespaces " DEMO_PREFIX "%d-*)\n", (int)d->me);
+	if (demo_make_node(d) < 0 || demo_make_pod(d, &d->ctl) < 0)
 		return -1;
 	for (i = 0; i < DEMO_NPODS && !demo_poll_signals(d, 0); i++)
 		if (demo_make_pod(d, &d->pods[i]) < 0)
@@ -1010,13 +1193,22 @@ static int demo_setup(struct demo *d)
 	for (i = 0; i < DEMO_NPODS && !demo_poll_signals(d, 0); i++)
 		if (demo_init_pod(d, &d->pods[i]) < 0)
 			return -1;
+	if (d->stop || demo_write_registry(d) < 0 ||
+	    demo_start_controller(d) < 0 ||
+	    demo_wait_ready(d, &d->ctl, DEMO_CTL_ADMIN_PORT, "the controller",
+	                    d->ctl.proxy_log) < 0)
+		return -1;
 	for (i = 0; i < DEMO_NPODS && !demo_poll_signals(d, 0); i++)
 		if (demo_start_proxy(d, &d->pods[i]) < 0)
 			return -1;
-	for (i = 0; i < DEMO_NPODS && !demo_poll_signals(d, 0); i++)
-		if (demo_wait_ready(d, &d->pods[i]) < 0)
+	for (i = 0; i < DEMO_NPODS && !demo_poll_signals(d, 0); i++) {
+		snprintf(what, sizeof(what), "the proxy of pod %s",
+		         d->pods[i].name);
+		if (demo_wait_ready(d, &d->pods[i], DEMO_ADMIN_PORT, what,
+		                    d->pods[i].proxy_log) < 0)
 			return -1;
-	/* servers first: c and b before a */
+	}
+	/* servers first: c, b2 and b before a */
 	for (i = DEMO_NPODS - 1; i >= 0 && !demo_poll_signals(d, 0); i--)
 		if (demo_start_app(d, &d->pods[i]) < 0)
 			return -1;
@@ -1025,32 +1217,66 @@ static int demo_setup(struct demo *d)
 
 /* ---- golden metrics --------------------------------------------------- */
 
-static const char *const demo_by[] = { "direction", "target_addr" };
+/* The group-by labels of each view (enum demo_view). */
+static const char *const demo_by_edge[] = { "direction", "authority" };
+static const char *const demo_by_port[] = { "direction", "target_addr" };
+static const char *const demo_by_ep[] = {
+	"direction", "authority", "target_addr",
+};
+static const char *const *const demo_by[DEMO_NVIEWS] = {
+	demo_by_edge, demo_by_port, demo_by_ep,
+};
+static const size_t demo_nby[DEMO_NVIEWS] = { 2, 2, 3 };
+
+/* Reads the scrape <text>[<len>] of <p> into slot <slot>: every view, and
+ * destination_connected (NaN when absent). Returns 0, or -1 with <err>. */
+static int demo_read_scrape(struct demo_pod *p, int slot, const char *text,
+                            size_t len, char *err, size_t errlen)
+{
+	struct prom_parser pp;
+	struct prom_sample smp;
+	int v, rc;
+
+	p->connected[slot] = NAN;
+	prom_init(&pp, text, len);
+	while ((rc = prom_next(&pp, &smp, err, errlen)) > 0) {
+		if (str_eq_cstr(smp.family, "destination_connected")) {
+			p->connected[slot] = smp.value;
+			continue;
+		}
+		for (v = 0; v < DEMO_NVIEWS; v++)
+			prom_golden_sample(&p->golden[slot][v], &smp);
+	}
+	return rc;
+}
 
 /* Scrapes every proxy into the next slot of its pod. */
 static void demo_scrape(struct demo *d)
 {
 	struct buf body;
 	char err[256];
-	int i, rc, slot;
+	int i, v, rc, slot;
 
 	buf_init(&body, DEMO_FETCH_MAX);
 	for (i = 0; i < DEMO_NPODS; i++) {
 		struct demo_pod *p = &d->pods[i];
 
 		slot = p->have[p->cur] ? !p->cur : p->cur;
-		prom_golden_init(&p->golden[slot], demo_by, 2, NULL, 0,
-		                 p->groups[slot], DEMO_GROUPS);
+		for (v = 0; v < DEMO_NVIEWS; v++)
+			prom_golden_init(&p->golden[slot][v], demo_by[v],
+			                 demo_nby[v], NULL, 0, p->groups[slot][v],
+			                 DEMO_GROUPS);
 		p->have[slot] = 0;
-		rc = demo_fetch(d, p, "/metrics", &body, err, sizeof(err));
+		rc = demo_fetch(d, p, DEMO_ADMIN_PORT, "/metrics", &body, err,
+		                sizeof(err));
 		if (rc != 200) {
 			if (rc > 0)
 				snprintf(err, sizeof(err), "/metrics answered %d", rc);
 			demo_err("pod %s: %s", p->name, err);
 			continue;
 		}
-		if (prom_golden_scrape(&p->golden[slot], buf_data(&body),
-		                       buf_len(&body), err, sizeof(err)) < 0) {
+		if (demo_read_scrape(p, slot, buf_data(&body), buf_len(&body),
+		                     err, sizeof(err)) < 0) {
 			demo_err("pod %s: malformed /metrics: %s", p->name, err);
 			continue;
 		}
@@ -1083,6 +1309,33 @@ static struct demo_pod *demo_pod_of(struct demo *d, struct str addr, int *port)
 	return NULL;
 }
 
+/* The short name of the destination <addr> (an authority or a target
+ * address, "host:port") into <out>: the pod whose address it is, else the
+ * first label of a name ("b" for "b.demo.svc.cluster.local:8080"), else
+ * the host as it is (cut). Its port goes to <*port> (0 when none). */
+static void demo_dest_name(struct demo *d, struct str addr, char *out,
+                           size_t len, int *port)
+{
+	struct demo_pod *pod = demo_pod_of(d, addr, port);
+	ssize_t colon, dot;
+	struct str host = addr;
+
+	if (pod) {
+		snprintf(out, len, "%s", pod->name);
+		return;
+	}
+	colon = str_rfind_char(addr, ':');
+	if (colon >= 0 && addr.p[addr.len - 1] != ']')
+		host = str_sub(addr, 0, (size_t)colon);
+	dot = str_find_char(host, '.');
+	if (dot > 0 && !(host.p[0] >= '0' && host.p[0] <= '9'))
+		host = str_sub(host, 0, (size_t)dot);
+	if (!host.len)
+		host = str_from_cstr("?");
+	snprintf(out, len, "%.*s", (int)(host.len > 24 ? 24 : host.len),
+	         host.p);
+}
+
 static void demo_fmt_ms(char *out, size_t len, double v)
 {
 	if (isnan(v) || isinf(v))
@@ -1093,7 +1346,8 @@ static void demo_fmt_ms(char *out, size_t len, double v)
 		snprintf(out, len, "%.0fms", v);
 }
 
-/* Orders groups by direction (outbound first), then target address. */
+/* Orders groups by direction (outbound first), then their second label
+ * (authority or target address). */
 static int demo_group_cmp(const void *a, const void *b)
 {
 	const struct prom_group *x = *(const struct prom_group *const *)a;
@@ -1110,51 +1364,110 @@ static int demo_group_cmp(const void *a, const void *b)
 	return c ? c : (tx.len > ty.len) - (tx.len < ty.len);
 }
 
-/* One row per group of one pod, outbound first. */
-static void demo_rows(struct demo *d, struct demo_pod *p, struct buf *out)
+/* The figures of group <g> of view <v> of <p> over the last window (a
+ * series born after the previous scrape started from zero within it), or
+ * its lifetime figures when there is no previous scrape. */
+static void demo_stats(const struct demo_pod *p, int v,
+                       const struct prom_group *g, struct prom_stats *st)
 {
 	static const struct prom_group zero;
-	const struct prom_golden *cur = &p->golden[p->cur];
 	const struct prom_golden *prev = p->have[!p->cur] ?
-	                                 &p->golden[!p->cur] : NULL;
-	const struct prom_group *g, *pg, *order[DEMO_GROUPS];
-	struct prom_stats st;
-	struct demo_pod *peer;
-	struct str dir, target;
-	char edge[96], sr[16], rps[16], p50[16], p95[16], p99[16];
-	const char *proto;
-	int pass, port;
-	size_t i;
+	                                 &p->golden[!p->cur][v] : NULL;
+	const struct prom_group *pg = prev ? prom_golden_match(prev, g) : NULL;
 
-	for (i = 0; i < cur->n; i++)
-		order[i] = &cur->groups[i];
-	qsort(order, cur->n, sizeof(order[0]), demo_group_cmp);
+	if (prev && !pg)
+		pg = &zero;
+	prom_group_stats(g, pg, pg ? p->at[p->cur] - p->at[!p->cur] : 0, st);
+}
+
+struct demo_ep {
+	char name[32];
+	double requests;
+};
+
+static int demo_ep_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct demo_ep *)a)->name,
+	              ((const struct demo_ep *)b)->name);
+}
+
+/* The endpoints that got requests of the outbound row <row> (view
+ * DEMO_V_EDGE) of <p> in the window, each with its share of them, into
+ * <out>: "b 51% b2 49%". */
+static void demo_endpoints(struct demo *d, const struct demo_pod *p,
+                           const struct prom_group *row, char *out,
+                           size_t len)
+{
+	const struct prom_golden *cur = &p->golden[p->cur][DEMO_V_EP];
+	struct str auth = prom_group_label(row, 1);
+	struct demo_ep eps[DEMO_MAX_EPS];
+	const struct prom_group *g;
+	struct prom_stats st;
+	size_t i, n = 0, off = 0;
+	double total = 0;
+	int port, w;
+
+	out[0] = '\0';
+	for (i = 0; i < cur->n && n < DEMO_MAX_EPS; i++) {
+		g = &cur->groups[i];
+		if (!str_eq_cstr(prom_group_label(g, 0), "outbound") ||
+		    !str_eq(prom_group_label(g, 1), auth))
+			continue;
+		demo_stats(p, DEMO_V_EP, g, &st);
+		if (!(st.requests > 0))
+			continue;
+		demo_dest_name(d, prom_group_label(g, 2), eps[n].name,
+		               sizeof(eps[n].name), &port);
+		eps[n].requests = st.requests;
+		total += st.requests;
+		n++;
+	}
+	qsort(eps, n, sizeof(eps[0]), demo_ep_cmp);
+	for (i = 0; i < n; i++) {
+		w = snprintf(out + off, len - off, "%s%s %.0f%%", i ? " " : "",
+		             eps[i].name, eps[i].requests * 100 / total);
+		if (w < 0 || (size_t)w >= len - off)
+			break;
+		off += (size_t)w;
+	}
+}
+
+/* One row per outbound service and per inbound port of one pod, outbound
+ * first. */
+static void demo_rows(struct demo *d, struct demo_pod *p, struct buf *out)
+{
+	const struct prom_group *g, *order[DEMO_GROUPS];
+	const struct prom_golden *gold;
+	struct prom_stats st;
+	char edge[64], dest[32], sr[16], rps[16], p50[16], p95[16], p99[16];
+	char eps[160];
+	const char *proto;
+	int pass, view, port;
+	size_t i, n;
+
 	for (pass = 0; pass < 2; pass++) {
-		for (i = 0; i < cur->n; i++) {
+		view = pass == 0 ? DEMO_V_EDGE : DEMO_V_PORT;
+		gold = &p->golden[p->cur][view];
+		for (i = 0, n = 0; i < gold->n; i++)
+			if (str_eq_cstr(prom_group_label(&gold->groups[i], 0),
+			                "outbound") == (pass == 0))
+				order[n++] = &gold->groups[i];
+		qsort(order, n, sizeof(order[0]), demo_group_cmp);
+		for (i = 0; i < n; i++) {
 			g = order[i];
-			dir = prom_group_label(g, 0);
-			target = prom_group_label(g, 1);
-			if (str_eq_cstr(dir, "outbound") != (pass == 0))
-				continue;
-			/* a series born after the previous scrape started
-			 * from zero within the window */
-			pg = prev ? prom_golden_match(prev, g) : NULL;
-			if (prev && !pg)
-				pg = &zero;
-			prom_group_stats(g, pg, pg ? p->at[p->cur] -
-			                 p->at[!p->cur] : 0, &st);
-			peer = demo_pod_of(d, target, &port);
+			demo_stats(p, view, g, &st);
+			demo_dest_name(d, prom_group_label(g, 1), dest,
+			               sizeof(dest), &port);
 			proto = port == DEMO_GRPC_PORT ? "grpc" :
 			        port == DEMO_HTTP_PORT ? "http/1.1" : "-";
-			if (pass == 0 && peer)
+			eps[0] = '\0';
+			if (pass == 0) {
 				snprintf(edge, sizeof(edge), "%s -> %s", p->name,
-				         peer->name);
-			else if (pass == 0)
-				snprintf(edge, sizeof(edge), "%s -> %.*s", p->name,
-				         (int)(target.len > 60 ? 60 : target.len),
-				         target.p);
-			else
+				         dest);
+				demo_endpoints(d, p, g, eps, sizeof(eps));
+			} else {
 				snprintf(edge, sizeof(edge), "* -> %s", p->name);
+			}
 			if (isnan(st.success_rate))
 				snprintf(sr, sizeof(sr), "-");
 			else
@@ -1167,9 +1480,10 @@ static void demo_rows(struct demo *d, struct demo_pod *p, struct buf *out)
 			demo_fmt_ms(p50, sizeof(p50), st.p50);
 			demo_fmt_ms(p95, sizeof(p95), st.p95);
 			demo_fmt_ms(p99, sizeof(p99), st.p99);
-			buf_printf(out, "%-4s %-9s %-10s %-9s %8s %7s %8s %8s %8s\n",
-			           p->name, pass == 0 ? "outbound" : "inbound",
-			           edge, proto, sr, rps, p50, p95, p99);
+			buf_printf(out, "%-4s %-9s %-10s %-9s %8s %7s %8s %8s %8s"
+			           "%s%s\n", p->name,
+			           pass == 0 ? "outbound" : "inbound", edge, proto,
+			           sr, rps, p50, p95, p99, eps[0] ? "  " : "", eps);
 		}
 	}
 }
@@ -1177,15 +1491,21 @@ static void demo_rows(struct demo *d, struct demo_pod *p, struct buf *out)
 static void demo_table(struct demo *d)
 {
 	struct buf out;
-	int i;
+	int i, up = 0;
 
+	for (i = 0; i < DEMO_NPODS; i++)
+		if (d->pods[i].have[d->pods[i].cur] &&
+		    d->pods[i].connected[d->pods[i].cur] == 1)
+			up++;
 	buf_init(&out, 64 * 1024);
 	buf_printf(&out, "\n--- t=%.0fs: each proxy's golden metrics over the "
 	           "last %.1fs ---\n", demo_now() - d->t0,
 	           (double)d->interval_ms / 1000);
-	buf_printf(&out, "%-4s %-9s %-10s %-9s %8s %7s %8s %8s %8s\n", "POD",
-	           "DIRECTION", "EDGE", "PROTOCOL", "SUCCESS", "RPS", "P50",
-	           "P95", "P99");
+	buf_printf(&out, "controller %s:%d: %d of %d proxies connected\n",
+	           d->ctl.ip, DEMO_DST_PORT, up, DEMO_NPODS);
+	buf_printf(&out, "%-4s %-9s %-10s %-9s %8s %7s %8s %8s %8s  %s\n",
+	           "POD", "DIRECTION", "EDGE", "PROTOCOL", "SUCCESS", "RPS",
+	           "P50", "P95", "P99", "ENDPOINTS");
 	for (i = 0; i < DEMO_NPODS; i++) {
 		if (!d->pods[i].have[d->pods[i].cur]) {
 			buf_printf(&out, "%-4s (no metrics)\n", d->pods[i].name);
@@ -1256,26 +1576,28 @@ static char **demo_env(void)
 
 static int demo_alloc_groups(struct demo *d)
 {
-	int i, k;
+	int i, k, v;
 
 	for (i = 0; i < DEMO_NPODS; i++)
-		for (k = 0; k < 2; k++) {
-			d->pods[i].groups[k] = mem_calloc(DEMO_GROUPS,
-			                                  sizeof(struct prom_group));
-			if (!d->pods[i].groups[k])
-				return -1;
-		}
+		for (k = 0; k < 2; k++)
+			for (v = 0; v < DEMO_NVIEWS; v++) {
+				d->pods[i].groups[k][v] =
+					mem_calloc(DEMO_GROUPS,
+					           sizeof(struct prom_group));
+				if (!d->pods[i].groups[k][v])
+					return -1;
+			}
 	return 0;
 }
 
 static void demo_free(struct demo *d)
 {
-	int i;
+	int i, k, v;
 
-	for (i = 0; i < DEMO_NPODS; i++) {
-		MEM_FREE(&d->pods[i].groups[0]);
-		MEM_FREE(&d->pods[i].groups[1]);
-	}
+	for (i = 0; i < DEMO_NPODS; i++)
+		for (k = 0; k < 2; k++)
+			for (v = 0; v < DEMO_NVIEWS; v++)
+				MEM_FREE(&d->pods[i].groups[k][v]);
 	MEM_FREE(&d->env);
 	if (d->exe_fd >= 0)
 		close(d->exe_fd);
@@ -1299,12 +1621,14 @@ int demo_main(int argc, char **argv)
 		{ "app-uid", OPT_U64, &d->app_uid, "UID",
 		  "user id the apps run as (never the proxy's 2102)" },
 		{ "keep-logs", OPT_BOOL, &d->keep_logs, NULL,
-		  "keep the proxies' and apps' logs (their directory is printed)" },
+		  "keep the logs and the registry file (their directory is "
+		  "printed)" },
 	};
 	const struct opt_cmd cmd = {
 		"demo", NULL,
-		"Run the A/B/C sample app in network-namespace pods, meshed, and "
-		"show each proxy's golden metrics.",
+		"Run the A/B/C sample app in network-namespace pods, meshed, with "
+		"meshd controller and two replicas of B, and show each proxy's "
+		"golden metrics.",
 		opts, sizeof(opts) / sizeof(opts[0]),
 	};
 	char app_path[512];
@@ -1316,9 +1640,12 @@ int demo_main(int argc, char **argv)
 	d->interval_ms = 5000;
 	d->rate = 10;
 	d->app_uid = 1000;
-	d->pods[0].name = "a";
-	d->pods[1].name = "b";
-	d->pods[2].name = "c";
+	d->pods[0].name = d->pods[0].svc = "a";
+	d->pods[1].name = d->pods[1].svc = "b";
+	d->pods[2].name = "b2";
+	d->pods[2].svc = "b";
+	d->pods[3].name = d->pods[3].svc = "c";
+	d->ctl.name = d->ctl.svc = "controller";
 	rc = opt_parse_or_usage(&cmd, argc, argv);
 	if (rc < 0)
 		return rc == -2 ? 0 : 2;
@@ -1384,13 +1711,25 @@ int demo_main(int argc, char **argv)
 		goto out;
 	}
 	dprintf(1, "meshd demo: pods running, meshed (meshd proxy as uid %d, "
-	        "apps as uid %llu):\n", DEMO_PROXY_UID,
-	        (unsigned long long)d->app_uid);
-	for (i = 0; i < DEMO_NPODS; i++)
-		dprintf(1, "  pod %s  %-12s %s  abc-app %s%s\n", d->pods[i].name,
-		        d->pods[i].ip, d->pods[i].ip6, d->pods[i].name,
-		        i == 0 ? " (HTTP/1.1 calls to b and c)" :
-		        i == 1 ? " (gRPC calls to c)" : " (gRPC calls to b)");
+	        "apps as uid %llu), the apps calling each other by name:\n",
+	        DEMO_PROXY_UID, (unsigned long long)d->app_uid);
+	dprintf(1, "  controller  %-12s meshd controller as uid %d, not meshed: "
+	        "Destination API on :%d\n", d->ctl.ip, DEMO_CTL_UID,
+	        DEMO_DST_PORT);
+	for (i = 0; i < DEMO_NPODS; i++) {
+		struct demo_pod *p = &d->pods[i];
+		char app[32];
+
+		snprintf(app, sizeof(app), "%s%s%s", p->svc,
+		         strcmp(p->name, p->svc) ? " --name " : "",
+		         strcmp(p->name, p->svc) ? p->name : "");
+		dprintf(1, "  pod %-7s %-12s abc-app %-12s %s\n", p->name, p->ip,
+		        app, !strcmp(p->svc, "a") ?
+		        "HTTP/1.1 to {b,c}." DEMO_DOMAIN ":8080" :
+		        !strcmp(p->svc, "b") ?
+		        "gRPC to c." DEMO_DOMAIN ":8081" :
+		        "gRPC to b." DEMO_DOMAIN ":8081");
+	}
 	dprintf(1, "%s\n", d->duration_ms ? "" : "Press Ctrl-C to stop.");
 	demo_scrape(d);
 	d->t0 = demo_now();

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "controller/cadmin.h"
+#include "controller/cserver.h"
 #include "core/buf.h"
 #include "core/http1.h"
 #include "core/log.h"
@@ -44,6 +45,7 @@ struct cadmin {
 	struct sock_addr addr;
 	struct cadm_conn *conns;
 	unsigned n;
+	struct metrics_series *m_ka_timeouts;
 };
 
 static void cadm_close(struct cadm_conn *c)
@@ -106,9 +108,14 @@ static void cadm_metrics(struct cadm_conn *c, int head_only)
 {
 	struct cadmin *a = c->a;
 	struct buf body;
+	uint64_t ka;
 
 	if (a->sync)
 		a->sync(a->arg);
+	ka = cserver_keepalive_timeouts();
+	if (ka > metrics_counter_value(a->m_ka_timeouts))
+		metrics_counter_add(a->m_ka_timeouts, ka -
+		                    metrics_counter_value(a->m_ka_timeouts));
 	buf_init(&body, CADMIN_OUT_LIMIT / 2);
 	if (metrics_render(a->reg, &body) < 0 ||
 	    metrics_render_process(&body) < 0) {
@@ -256,9 +263,23 @@ struct cadmin *cadmin_new(struct loop *loop, const struct sock_addr *addr,
                           void *arg, char *err, size_t errlen)
 {
 	struct cadmin *a = mem_calloc(1, sizeof(*a));
+	struct metrics_family_opts o;
+	struct metrics_family *f;
 
 	if (!a) {
 		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	memset(&o, 0, sizeof(o));
+	o.type = METRICS_COUNTER;
+	o.name = "destination_keepalive_timeouts_total";
+	o.help = "Destination client connections closed because a keepalive "
+	         "PING was not answered in time.";
+	f = metrics_family_new(reg, &o, err, errlen);
+	if (!f || !(a->m_ka_timeouts = metrics_series_get(f, NULL, 0))) {
+		if (f)
+			snprintf(err, errlen, "out of memory");
+		mem_free(a);
 		return NULL;
 	}
 	a->loop = loop;
@@ -268,6 +289,7 @@ struct cadmin *cadmin_new(struct loop *loop, const struct sock_addr *addr,
 	a->arg = arg;
 	a->lfd = sock_listen(addr, 0, 0, err, errlen);
 	if (a->lfd < 0) {
+		metrics_series_put(a->m_ka_timeouts);
 		mem_free(a);
 		return NULL;
 	}
@@ -297,5 +319,6 @@ void cadmin_free(struct cadmin *a)
 		loop_defer_cancel(a->loop, &c->reap);
 		cadm_reap(c);
 	}
+	metrics_series_put(a->m_ka_timeouts);
 	mem_free(a);
 }

@@ -1,6 +1,8 @@
 /*
  * cadmin: the controller's admin HTTP server: GET /metrics (Prometheus
- * text: the registry's families and process_*), /ready and /live.
+ * text: the registry's families and process_*), /ready and /live. It
+ * registers destination_keepalive_timeouts_total itself (the process-wide
+ * cserver_keepalive_timeouts count, copied at each scrape).
  *
  * Contracts:
  *  - One request per connection, answered with "connection: close": the

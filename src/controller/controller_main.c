@@ -11,6 +11,7 @@
 
 #include "controller/cadmin.h"
 #include "controller/controller_main.h"
+#include "controller/cserver.h"
 #include "controller/destination.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -24,6 +25,11 @@
 
 /* Process-wide: the signal callbacks reach it here. */
 static struct controller controller_g;
+
+/* --keepalive-interval / --keepalive-timeout: HTTP/2 PING keepalive of the
+ * gRPC connections (process-wide cserver settings, see cserver.h). */
+static uint64_t ctl_ka_interval_ms;
+static uint64_t ctl_ka_timeout_ms;
 
 static const struct {
 	const char *name;
@@ -49,6 +55,8 @@ static void ctl_cfg_defaults(struct controller_cfg *c)
 	c->max_streams_per_conn = 1000;
 	c->idle_timeout_ms = 600000;
 	c->shutdown_grace_ms = 5000;
+	ctl_ka_interval_ms = CSERVER_KA_INTERVAL_MS;
+	ctl_ka_timeout_ms = CSERVER_KA_TIMEOUT_MS;
 }
 
 int controller_parse_roles(const char *spec, unsigned *roles, char *err,
@@ -153,6 +161,15 @@ static int ctl_configure(struct controller_cfg *c, char *err, size_t errlen)
 		         "1..100000");
 		return -1;
 	}
+	if (ctl_ka_interval_ms > 3600000) {
+		snprintf(err, errlen, "--keepalive-interval must be 0..1h");
+		return -1;
+	}
+	if (ctl_ka_timeout_ms < 1 || ctl_ka_timeout_ms > 3600000) {
+		snprintf(err, errlen, "--keepalive-timeout must be 1ms..1h");
+		return -1;
+	}
+	cserver_set_keepalive(ctl_ka_interval_ms, ctl_ka_timeout_ms);
 	return 0;
 }
 
@@ -167,7 +184,8 @@ static const struct opt_cmd *ctl_cmd(struct controller_cfg *c)
 	CTL_OPT("roles", OPT_STR, &c->roles_s, "LIST",
 	        "roles to run: registry (file source), destination");
 	CTL_OPT("registry", OPT_STR, &c->registry_s, "FILE",
-	        "registry file (YAML or JSON), reloaded on change");
+	        "registry file (YAML or JSON), or a directory of *.yaml, "
+	        "*.yml, *.json fragment files; reloaded on change");
 	CTL_OPT("registry-interval", OPT_MS, &c->registry_interval_ms, "DUR",
 	        "how often the registry file is checked for changes");
 	CTL_OPT("destination-addr", OPT_STR, &c->destination_addr_s, "ADDR",
@@ -186,6 +204,12 @@ static const struct opt_cmd *ctl_cmd(struct controller_cfg *c)
 	CTL_OPT("idle-timeout", OPT_MS, &c->idle_timeout_ms, "DUR",
 	        "close client connections without a stream after this "
 	        "(0 = never)");
+	CTL_OPT("keepalive-interval", OPT_MS, &ctl_ka_interval_ms, "DUR",
+	        "send an HTTP/2 PING on each client connection this often "
+	        "(0 = never)");
+	CTL_OPT("keepalive-timeout", OPT_MS, &ctl_ka_timeout_ms, "DUR",
+	        "close a client connection whose PING is not answered "
+	        "within this");
 	CTL_OPT("shutdown-grace", OPT_MS, &c->shutdown_grace_ms, "DUR",
 	        "how long connections may take to close after SIGTERM");
 	CTL_OPT("log-level", OPT_STR, &c->log_level_s, "SPEC",

@@ -15,6 +15,11 @@
  * stream is open (armed when the last one closes), BUSY (disarmed) while
  * streams are open, CLOSING after an idle GOAWAY (the peer has that long
  * to answer the GOAWAY's PING and go).
+ *
+ * The keepalive timer <ka> runs beside it in every mode: it fires when the
+ * next PING is due (interval after the last one went) or when the one out
+ * must have been answered (timeout after it went). Times are the loop's;
+ * h2 only says whether the PING is still unanswered.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -52,6 +57,8 @@ struct cserver_conn {
 	struct loop_defer reap;
 	struct loop_timer timer;
 	enum cs_tmode tmode;
+	struct loop_timer ka;     /* keepalive PING */
+	uint64_t ka_sent;         /* loop time the last PING went, or 0 */
 	char peer[SOCK_ADDR_STRLEN];
 	unsigned failed : 1;      /* h2_feed failed: read no more */
 	unsigned dead : 1;        /* closed, waiting for reap */
@@ -70,6 +77,7 @@ struct cserver {
 	struct sock_addr addr;
 	struct cserver_conn *conns;
 	struct cserver_stats st;
+	uint64_t ka_interval, ka_timeout;   /* ms; interval 0: off */
 	int draining;
 	void (*drained)(void *arg);
 	void *drained_arg;
@@ -79,6 +87,11 @@ struct cserver {
 /* Shared I/O scratch: used inside one callback at a time only. */
 static char cs_rbuf[CSERVER_IO_CHUNK];
 static char cs_obuf[CSERVER_IO_CHUNK + 16384];
+
+/* Process-wide keepalive settings and count (cserver_set_keepalive). */
+static uint64_t cs_ka_interval = CSERVER_KA_INTERVAL_MS;
+static uint64_t cs_ka_timeout = CSERVER_KA_TIMEOUT_MS;
+static uint64_t cs_ka_timeouts;
 
 static void cs_flush_cb(void *arg);
 static void cs_reap_cb(void *arg);
@@ -113,6 +126,7 @@ static void cs_close(struct cserver_conn *c, const char *why)
 	          why);
 	cs_want(c, 0);
 	loop_timer_stop(s->loop, &c->timer);
+	loop_timer_stop(s->loop, &c->ka);
 	if (c->fd >= 0) {
 		close(c->fd);
 		c->fd = -1;
@@ -322,6 +336,41 @@ static void cs_timer_cb(struct loop *loop, struct loop_timer *t)
 	}
 }
 
+static void cs_ka_cb(struct loop *loop, struct loop_timer *t)
+{
+	struct cserver_conn *c = container_of(t, struct cserver_conn, ka);
+	struct cserver *s = c->s;
+	uint64_t now = loop_now_ms(loop);
+	int rc;
+
+	if (c->dead)
+		return;
+	if (c->ka_sent && h2_ping_outstanding(c->h2, NULL)) {
+		if (now - c->ka_sent >= s->ka_timeout) {
+			LOG_INFO("controller.grpc", "connection %s closed: "
+			         "keepalive PING not answered in %llums",
+			         c->peer, (unsigned long long)s->ka_timeout);
+			s->st.keepalive_timeouts++;
+			cs_ka_timeouts++;
+			cs_close(c, "keepalive timeout");
+			return;
+		}
+		loop_timer_arm(loop, &c->ka, c->ka_sent + s->ka_timeout - now);
+		return;
+	}
+	if (c->ka_sent && now - c->ka_sent < s->ka_interval) {
+		loop_timer_arm(loop, &c->ka, c->ka_sent + s->ka_interval - now);
+		return;
+	}
+	rc = h2_ping(c->h2);
+	if (rc < 0)
+		return;   /* the connection is ending: its own path closes it */
+	c->ka_sent = now ? now : 1;
+	loop_timer_arm(loop, &c->ka, s->ka_timeout < s->ka_interval ?
+	               s->ka_timeout : s->ka_interval);
+	cserver_conn_kick(c);
+}
+
 /* The one place a new connection is set up: TLS will be stacked here. */
 static void cs_accept_one(struct cserver *s, int fd,
                           const struct sock_addr *peer)
@@ -363,8 +412,11 @@ static void cs_accept_one(struct cserver *s, int fd,
 	loop_defer_init(&c->flush, cs_flush_cb, c);
 	loop_defer_init(&c->reap, cs_reap_cb, c);
 	loop_timer_init(&c->timer, cs_timer_cb);
+	loop_timer_init(&c->ka, cs_ka_cb);
 	c->tmode = CS_T_HANDSHAKE;
 	loop_timer_arm(s->loop, &c->timer, CSERVER_HANDSHAKE_MS);
+	if (s->ka_interval)
+		loop_timer_arm(s->loop, &c->ka, s->ka_interval);
 	c->next = s->conns;
 	if (s->conns)
 		s->conns->prev = c;
@@ -424,6 +476,8 @@ struct cserver *cserver_new(struct loop *loop, const struct sock_addr *addr,
 	s->methods = methods;
 	s->nmethods = n;
 	s->ctx = ctx;
+	s->ka_interval = cs_ka_interval;
+	s->ka_timeout = cs_ka_timeout;
 	h2_limits_default(&s->lim);
 	if (cfg->max_streams_per_conn)
 		s->lim.max_concurrent_streams = cfg->max_streams_per_conn;
@@ -442,6 +496,17 @@ struct cserver *cserver_new(struct loop *loop, const struct sock_addr *addr,
 	ev_io_init(&s->lio, cs_accept_cb, s->lfd, EV_READ);
 	ev_io_start(loop->ev, &s->lio);
 	return s;
+}
+
+void cserver_set_keepalive(uint64_t interval_ms, uint64_t timeout_ms)
+{
+	cs_ka_interval = interval_ms;
+	cs_ka_timeout = timeout_ms ? timeout_ms : 1;
+}
+
+uint64_t cserver_keepalive_timeouts(void)
+{
+	return cs_ka_timeouts;
 }
 
 const struct sock_addr *cserver_addr(const struct cserver *s)

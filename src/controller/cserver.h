@@ -21,10 +21,17 @@
  *    accept), h2 limits (MAX_CONCURRENT_STREAMS = max_streams_per_conn),
  *    a connection must send its HTTP/2 preface and SETTINGS within
  *    CSERVER_HANDSHAKE_MS, and a connection without any stream for
- *    idle_timeout_ms is ended with GOAWAY. core/h2 has no PING API, so
- *    dead peers of long-lived streams are found by TCP keepalive (probes
- *    after CSERVER_KEEPALIVE_S of silence, every CSERVER_KEEPALIVE_S, two
- *    unanswered ones end the connection).
+ *    idle_timeout_ms is ended with GOAWAY.
+ *  - Keepalive (Linkerd's control-plane settings): every connection sends
+ *    an HTTP/2 PING (h2_ping) every keepalive interval; one whose ACK has
+ *    not come back within the keepalive timeout ends the connection (log
+ *    at info, counted in cserver_stats and cserver_keepalive_timeouts).
+ *    This finds dead peers of long-lived streams (half-open TCP after a
+ *    partition, a client that stopped reading) in interval + timeout.
+ *    The values are process-wide (cserver_set_keepalive, before
+ *    cserver_new); interval 0 disables it. TCP keepalive stays as a
+ *    second line (probes after CSERVER_KEEPALIVE_S of silence, every
+ *    CSERVER_KEEPALIVE_S, two unanswered ones end the connection).
  */
 #ifndef MESHD_CONTROLLER_CSERVER_H
 #define MESHD_CONTROLLER_CSERVER_H
@@ -38,6 +45,9 @@
 
 #define CSERVER_HANDSHAKE_MS 10000
 #define CSERVER_KEEPALIVE_S 10
+/* HTTP/2 PING keepalive defaults (Linkerd: 10 s interval, 3 s timeout). */
+#define CSERVER_KA_INTERVAL_MS 10000u
+#define CSERVER_KA_TIMEOUT_MS 3000u
 /* Bytes read per wake-up and pulled from h2 per write. */
 #define CSERVER_IO_CHUNK 16384
 
@@ -56,7 +66,21 @@ struct cserver_stats {
 	uint64_t accepted;             /* connections accepted */
 	uint64_t refused;              /* closed at accept (limit) */
 	uint32_t open;                 /* connections now */
+	uint64_t keepalive_timeouts;   /* closed: PING ACK not in time */
 };
+
+/*
+ * Sets the PING keepalive of the servers created afterwards (process-wide,
+ * the controller's --keepalive-interval / --keepalive-timeout): a PING every
+ * <interval_ms> (0: none), the connection closed when its ACK is <timeout_ms>
+ * late (0 is taken as 1). Defaults: CSERVER_KA_INTERVAL_MS,
+ * CSERVER_KA_TIMEOUT_MS.
+ */
+void cserver_set_keepalive(uint64_t interval_ms, uint64_t timeout_ms);
+
+/* Connections closed for an unanswered keepalive PING since the process
+ * started, all servers together (for the metrics exposition). */
+uint64_t cserver_keepalive_timeouts(void);
 
 /*
  * Listens on <addr> and serves <methods>[<n>] on every connection. <ctx> is

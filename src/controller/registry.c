@@ -1,7 +1,8 @@
 /*
  * registry: the file registry (services, workloads, route profiles) read
- * from YAML or JSON. See registry.h for the format and the contracts and
- * docs/registry.md for the user's view.
+ * from YAML or JSON, from one file or a directory of fragments. See
+ * registry.h for the format and the contracts and docs/registry.md for the
+ * user's view.
  *
  * IMPLEMENTATION NOTES
  *  - One schema walk for both formats. YAML events from libyaml's parser
@@ -22,20 +23,46 @@
  *    itself included; the bus_msg destructor frees the list. Scratch data
  *    (decoded JSON strings, sort arrays) lives in a second arena freed when
  *    the parse ends.
+ *  - Two stages. A file is parsed into a fragment (struct rg_frag: its
+ *    services and workloads, validated, in file order, immutable and
+ *    reference counted). Fragments are then assembled into a registry
+ *    (rg_assemble): (ns, name) uniqueness over all of them, services
+ *    sorted, every selector resolved. registry_parse is one fragment
+ *    assembled; a directory is one fragment per file, and a change
+ *    re-parses only the files whose stat changed and assembles again. A
+ *    registry copies the service structs (its ports get their endpoints)
+ *    and the workload structs (one array in union order; shared as is
+ *    when there is one fragment) and points into the fragments for
+ *    everything else, holding a reference on each.
  *  - Endpoint resolution does not compare every service with every
- *    workload: (ns, label key, label value, workload) tuples are sorted
- *    once; a service looks up each selector label with a binary search,
- *    takes the shortest candidate run and checks the remaining labels with
- *    a merge walk over the (key-sorted) label arrays.
+ *    workload, and assembling does not sort the workloads: a hash table
+ *    maps each (ns, label key, label value) to the chain of workloads
+ *    carrying it, built in one pass; a service looks up each selector
+ *    label, walks the shortest chain and checks the remaining labels with
+ *    a merge walk over the (key-sorted) label arrays. Workload uniqueness
+ *    is a hash set too; only the services are sorted.
+ *  - A directory watch reuses memory between assemblies: its scratch
+ *    arena settles on one block, and the biggest block of the registry it
+ *    built last comes back (rg_spare) when that registry is freed. Fresh
+ *    memory costs a page fault per page and its release an munmap with a
+ *    TLB shootdown: on the VMs measured that was most of an assembly.
+ *  - Directory changes: inotify on the directory (IN_CLOSE_WRITE,
+ *    IN_MOVED_TO/FROM, IN_DELETE, IN_ATTRIB), read to the end on each
+ *    wake-up so that a burst is one rescan; a rescan is one readdir plus
+ *    one fstatat per fragment. The poll timer rescans too (file systems
+ *    without inotify, writers that never close).
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <yaml.h>
@@ -126,6 +153,35 @@ static void *rg_alloc(struct rg_arena *a, size_t size)
 	return b->data;
 }
 
+/* Empties <a> for reuse, keeping one block as big as all it held, so
+ * that a scratch arena used again and again (the directory watch's
+ * assembly) settles on one block: no page faults, no munmap per use. */
+static void rg_arena_recycle(struct rg_arena *a)
+{
+	struct rg_block *b;
+	size_t total = 0;
+
+	for (b = a->head; b; b = b->next)
+		total += b->used;
+	if (a->head && !a->head->next && a->head->cap >= total) {
+		a->head->used = 0;
+		return;
+	}
+	rg_blocks_free(a->head);
+	a->head = NULL;
+	a->next_cap = RG_BLOCK_MIN;
+	total = (total + RG_BLOCK_MIN - 1) & ~(size_t)(RG_BLOCK_MIN - 1);
+	if (!total || total > SIZE_MAX - sizeof(*b))
+		return;
+	b = mem_alloc(sizeof(*b) + total);
+	if (!b)
+		return;
+	b->cap = total;
+	b->used = 0;
+	b->next = NULL;
+	a->head = b;
+}
+
 /* Zeroed array of <n> objects of <size> bytes; NULL on overflow or OOM. */
 static void *rg_calloc(struct rg_arena *a, size_t n, size_t size)
 {
@@ -137,6 +193,91 @@ static void *rg_calloc(struct rg_arena *a, size_t n, size_t size)
 	if (p)
 		memset(p, 0, n * size);
 	return p;
+}
+
+/* ---- fragments ---- */
+
+/* Where an entry's name is, for messages (1-based). */
+struct rg_pos {
+	uint32_t line, col;
+};
+
+/*
+ * One parsed file: its services and workloads in file order, validated but
+ * not resolved (ports have no endpoints) and not checked for (ns, name)
+ * uniqueness; both happen when fragments are assembled into a registry.
+ * Immutable once rg_frag_parse returns it; reference counted (registries
+ * built from it hold a reference, so their strings, labels, routes and
+ * addresses can point into it). Lives in its own block list, like a
+ * registry.
+ */
+struct rg_frag {
+	unsigned refs;
+	const char *path;                 /* for messages */
+	struct registry_service *services;
+	size_t nservices;
+	struct registry_workload *workloads;
+	size_t nworkloads;
+	struct rg_pos *spos, *wpos;       /* the name of each entry */
+	struct rg_block *blocks;
+};
+
+static struct rg_frag *rg_frag_ref(struct rg_frag *f)
+{
+	f->refs++;
+	return f;
+}
+
+static void rg_frag_unref(struct rg_frag *f)
+{
+	if (f && --f->refs == 0)
+		rg_blocks_free(f->blocks);   /* f lives in one of them */
+}
+
+/* The fragments a registry shares (in its own arena). */
+struct rg_parts {
+	size_t n;
+	int recycle;            /* built by a directory watch */
+	struct rg_frag *f[];
+};
+
+/*
+ * The biggest block of the last registry a directory watch built and that
+ * was freed, kept for the next assembly: a watch builds registries of about
+ * the same size again and again, and reusing the memory saves the page
+ * faults of a fresh block and the munmap of the old one (on a VM, most of
+ * an assembly's cost). Only while a directory watch runs (rg_recycle_users
+ * > 0); the process is single-threaded, as bus_msg references are.
+ */
+static struct rg_block *rg_spare;
+static unsigned rg_recycle_users;
+
+#define RG_SPARE_MIN (256u << 10)
+
+/* Frees the block list <b>, keeping its biggest block as the spare when
+ * <recycle> and it beats the current one. */
+static void rg_blocks_release(struct rg_block *b, int recycle)
+{
+	struct rg_block *keep = NULL, *x;
+
+	if (recycle && rg_recycle_users)
+		for (x = b; x; x = x->next)
+			if (x->cap >= RG_SPARE_MIN &&
+			    (!keep || x->cap > keep->cap))
+				keep = x;
+	if (keep && rg_spare && rg_spare->cap >= keep->cap)
+		keep = NULL;
+	while (b) {
+		x = b->next;
+		if (b == keep) {
+			mem_free(rg_spare);
+			rg_spare = b;
+			b->next = NULL;
+		} else {
+			mem_free(b);
+		}
+		b = x;
+	}
 }
 
 /* ---- parse context and the node interface ---- */
@@ -173,7 +314,8 @@ struct rg_ctx {
 	/* output */
 	struct rg_arena out;
 	struct rg_arena tmp;
-	struct registry *r;
+	struct rg_frag *f;            /* parsing: the fragment */
+	struct registry *r;           /* assembling: the registry */
 	char *err;
 	size_t errlen;
 	int failed;
@@ -1062,10 +1204,11 @@ static const char *const rg_service_keys[] = {
 	"routes"
 };
 
-/* Reads one service entry; <*name_node> gets its name's node. */
+/* Reads one service entry; <*name_pos> gets its name's position. */
 static int rg_service(struct rg_ctx *c, int n, struct registry_service *s,
-                      int *name_node)
+                      struct rg_pos *name_pos)
 {
+	unsigned nl, nc;
 	int f[SF_N], k, v;
 	struct rg_it it;
 	size_t cnt, i, j;
@@ -1078,7 +1221,10 @@ static int rg_service(struct rg_ctx *c, int n, struct registry_service *s,
 		return rg_fail(c, n, "service: missing required key \"name\"");
 	if (rg_get_label_name(c, f[SF_NAME], "service name", &s->name) < 0)
 		return -1;
-	*name_node = f[SF_NAME];
+	/* after the entry's line: the JSON line cursor only moves forward */
+	rg_pos(c, f[SF_NAME], &nl, &nc);
+	name_pos->line = nl;
+	name_pos->col = nc;
 	s->ns = "default";
 	if (f[SF_NS] >= 0 &&
 	    rg_get_label_name(c, f[SF_NS], "namespace", &s->ns) < 0)
@@ -1184,8 +1330,9 @@ static int rg_addr(struct rg_ctx *c, int n, struct registry_addr *a)
 }
 
 static int rg_workload(struct rg_ctx *c, int n, struct registry_workload *w,
-                       int *name_node)
+                       struct rg_pos *name_pos)
 {
+	unsigned nl, nc;
 	int f[WF_N], k, v;
 	struct rg_it it;
 	size_t cnt, i;
@@ -1199,7 +1346,9 @@ static int rg_workload(struct rg_ctx *c, int n, struct registry_workload *w,
 		               "\"name\"");
 	if (rg_get_label_name(c, f[WF_NAME], "workload name", &w->name) < 0)
 		return -1;
-	*name_node = f[WF_NAME];
+	rg_pos(c, f[WF_NAME], &nl, &nc);
+	name_pos->line = nl;
+	name_pos->col = nc;
 	w->ns = "default";
 	if (f[WF_NS] >= 0 &&
 	    rg_get_label_name(c, f[WF_NS], "namespace", &w->ns) < 0)
@@ -1250,14 +1399,61 @@ static int rg_workload(struct rg_ctx *c, int n, struct registry_workload *w,
 	return 0;
 }
 
-/* ---- sorting, uniqueness, endpoints ---- */
+/* ---- the document (one fragment) ---- */
 
-/* An entry (service or workload) while checking (ns, name) uniqueness. */
+static int rg_document(struct rg_ctx *c, int root)
+{
+	static const char *const keys[] = { "services", "workloads" };
+	struct rg_frag *fr = c->f;
+	int f[2], k, v;
+	struct rg_it it;
+	size_t ns, nw, i;
+
+	if (rg_kind(c, root) != RG_MAP)
+		return rg_fail(c, root, "the top level must be a mapping "
+		               "with \"services\" and \"workloads\"");
+	if (rg_fields(c, root, "the top level", keys, 2, f) < 0)
+		return -1;
+	if (rg_seq(c, f[0], "services", REGISTRY_MAX_SERVICES, &ns) < 0 ||
+	    rg_seq(c, f[1], "workloads", REGISTRY_MAX_WORKLOADS, &nw) < 0)
+		return -1;
+	fr->services = rg_calloc(&c->out, ns ? ns : 1, sizeof(*fr->services));
+	fr->spos = rg_calloc(&c->out, ns ? ns : 1, sizeof(*fr->spos));
+	fr->workloads = rg_calloc(&c->out, nw ? nw : 1,
+	                          sizeof(*fr->workloads));
+	fr->wpos = rg_calloc(&c->out, nw ? nw : 1, sizeof(*fr->wpos));
+	if (!fr->services || !fr->spos || !fr->workloads || !fr->wpos)
+		return rg_oom(c);
+	if (ns) {
+		rg_it_init(c, f[0], &it);
+		for (i = 0; rg_it_next(c, &it, &k, &v); i++)
+			if (rg_service(c, v, &fr->services[i], &fr->spos[i])
+			    < 0)
+				return -1;
+	}
+	if (nw) {
+		rg_it_init(c, f[1], &it);
+		for (i = 0; rg_it_next(c, &it, &k, &v); i++)
+			if (rg_workload(c, v, &fr->workloads[i],
+			                &fr->wpos[i]) < 0)
+				return -1;
+	}
+	fr->nservices = ns;
+	fr->nworkloads = nw;
+	return 0;
+}
+
+/* ---- assembling: uniqueness, sorting, endpoints ---- */
+
+/* An entry (service or workload) of the union, for uniqueness checks. */
 struct rg_ref {
 	const char *ns;
 	const char *name;
-	uint32_t idx;          /* index in file order */
-	int node;              /* its name node, for messages */
+	uint32_t idx;          /* in union order */
+	uint32_t frag;         /* index of its fragment */
+	uint32_t line;         /* the entry's first line */
+	struct rg_pos pos;     /* its name */
+	const struct registry_service *s;   /* services only */
 };
 
 static int rg_ref_cmp(const void *a, const void *b)
@@ -1272,74 +1468,183 @@ static int rg_ref_cmp(const void *a, const void *b)
 	return d;
 }
 
-/* Sorts <refs> and fails on the second of two equal (ns, name). */
-static int rg_unique(struct rg_ctx *c, struct rg_ref *refs, size_t n,
-                     const char *what, const uint32_t *lines)
+/* Reports <second> as a duplicate of <first> (earlier in the union):
+ * "FILE:LINE:COL: duplicate ... (first at line N)" within one file,
+ * "(first at OTHER:N)" across files. Returns -1. */
+static int rg_dup(struct rg_ctx *c, struct rg_frag *const *frags,
+                  const struct rg_ref *first, const struct rg_ref *second,
+                  const char *what)
 {
-	size_t i;
+	c->file = frags[second->frag]->path;
+	if (first->frag == second->frag)
+		return rg_fail_at(c, second->pos.line, second->pos.col,
+		                  "duplicate %s \"%s\" in namespace \"%s\" "
+		                  "(first at line %u)", what, second->name,
+		                  second->ns, (unsigned)first->line);
+	return rg_fail_at(c, second->pos.line, second->pos.col,
+	                  "duplicate %s \"%s\" in namespace \"%s\" (first at "
+	                  "%s:%u)", what, second->name, second->ns,
+	                  frags[first->frag]->path, (unsigned)first->line);
+}
 
-	qsort(refs, n, sizeof(*refs), rg_ref_cmp);
-	for (i = 1; i < n; i++) {
-		if (strcmp(refs[i].ns, refs[i - 1].ns) ||
-		    strcmp(refs[i].name, refs[i - 1].name))
-			continue;
-		/* report the later of the two in the file */
-		return rg_fail(c, refs[i].node, "duplicate %s \"%s\" in "
-		               "namespace \"%s\" (first at line %u)", what,
-		               refs[i].name, refs[i].ns,
-		               (unsigned)lines[refs[i - 1].idx]);
+/* FNV-1a over NUL-terminated strings, each followed by a 0xff byte. */
+static uint32_t rg_hash(uint32_t h, const char *s)
+{
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 16777619u;
+	}
+	h ^= 0xffu;
+	return h * 16777619u;
+}
+
+#define RG_HASH_SEED 2166136261u
+
+/* Smallest power of two >= 2 * <n> (at least 16). */
+static size_t rg_hash_size(size_t n)
+{
+	size_t sz = 16;
+
+	while (sz < 2 * n)
+		sz *= 2;
+	return sz;
+}
+
+/* Fails on the first workload whose (ns, name) an earlier one has: a hash
+ * set over the union, linear in the number of workloads. <wfrag>, <wpos>:
+ * each workload's fragment and name position. */
+static int rg_unique_workloads(struct rg_ctx *c, struct rg_frag *const *frags,
+                               const uint32_t *wfrag,
+                               const struct rg_pos *wpos)
+{
+	struct registry *r = c->r;
+	size_t sz = rg_hash_size(r->nworkloads), mask = sz - 1, i;
+	uint32_t *tab = rg_calloc(&c->tmp, sz, sizeof(*tab));
+
+	if (!tab)
+		return rg_oom(c);
+	for (i = 0; i < r->nworkloads; i++) {
+		const struct registry_workload *w = &r->workloads[i];
+		size_t slot = rg_hash(rg_hash(RG_HASH_SEED, w->ns), w->name) &
+		              mask;
+
+		for (; tab[slot]; slot = (slot + 1) & mask) {
+			size_t oi = tab[slot] - 1;
+			const struct registry_workload *o = &r->workloads[oi];
+			struct rg_ref a, b;
+
+			if (strcmp(o->name, w->name) || strcmp(o->ns, w->ns))
+				continue;
+			memset(&a, 0, sizeof(a));
+			memset(&b, 0, sizeof(b));
+			a.frag = wfrag[oi];
+			a.line = o->line;
+			b.frag = wfrag[i];
+			b.ns = w->ns;
+			b.name = w->name;
+			b.pos = wpos[i];
+			return rg_dup(c, frags, &a, &b, "workload");
+		}
+		tab[slot] = (uint32_t)i + 1;
 	}
 	return 0;
 }
 
-/* (ns, key, value) -> workload, for selector lookups. */
-struct rg_lidx {
+/*
+ * The selector index: one slot per distinct (ns, label key, label value)
+ * of the workloads, holding the chain of label entries (hence workloads)
+ * that carry it. Built in one pass (no sort), so that assembling stays
+ * linear in the size of the union.
+ */
+struct rg_lslot {
 	const char *ns;
 	const char *key;
 	const char *value;
-	uint32_t widx;
+	uint32_t hash;
+	uint32_t count;
+	uint32_t head, tail;   /* label entries */
 };
 
-static int rg_lidx_cmp3(const struct rg_lidx *x, const char *ns,
-                        const char *key, const char *value)
-{
-	int d = strcmp(x->ns, ns);
+struct rg_lindex {
+	uint32_t *tab;         /* slot index + 1, 0: empty */
+	size_t mask;
+	struct rg_lslot *slots;   /* dense, <nslots> used */
+	uint32_t nslots;
+	uint32_t *next;        /* per label entry: the next, UINT32_MAX */
+	uint32_t *widx;        /* per label entry: its workload */
+};
 
-	if (!d)
-		d = strcmp(x->key, key);
-	if (!d)
-		d = strcmp(x->value, value);
-	return d;
+static uint32_t rg_lhash(const char *ns, const struct registry_label *l)
+{
+	return rg_hash(rg_hash(rg_hash(RG_HASH_SEED, ns), l->key), l->value);
 }
 
-static int rg_lidx_cmp(const void *a, const void *b)
+/* The table position of (ns, l): holding its slot, or empty (0). */
+static uint32_t *rg_lindex_find(struct rg_lindex *ix, const char *ns,
+                                const struct registry_label *l, uint32_t h)
 {
-	const struct rg_lidx *x = a, *y = b;
-	int d = rg_lidx_cmp3(x, y->ns, y->key, y->value);
+	size_t i = h & ix->mask;
 
-	if (!d)
-		d = x->widx < y->widx ? -1 : x->widx > y->widx;
-	return d;
-}
+	for (;; i = (i + 1) & ix->mask) {
+		const struct rg_lslot *s;
 
-/* First index in sorted <ix> not less than (ns, key, value) (upper: not
- * less or equal). */
-static size_t rg_lidx_bound(const struct rg_lidx *ix, size_t n,
-                            const char *ns, const struct registry_label *l,
-                            int upper)
-{
-	size_t lo = 0, hi = n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int d = rg_lidx_cmp3(&ix[mid], ns, l->key, l->value);
-
-		if (d < 0 || (upper && d == 0))
-			lo = mid + 1;
-		else
-			hi = mid;
+		if (!ix->tab[i])
+			return &ix->tab[i];
+		s = &ix->slots[ix->tab[i] - 1];
+		if (s->hash == h && strcmp(s->value, l->value) == 0 &&
+		    strcmp(s->key, l->key) == 0 && strcmp(s->ns, ns) == 0)
+			return &ix->tab[i];
 	}
-	return lo;
+}
+
+static int rg_lindex_build(struct rg_ctx *c, struct rg_lindex *ix)
+{
+	struct registry *r = c->r;
+	size_t nix = 0, w, j;
+	uint32_t e = 0;
+
+	for (w = 0; w < r->nworkloads; w++)
+		nix += r->workloads[w].nlabels;
+	if (nix >= UINT32_MAX / 2)
+		return rg_oom(c);
+	ix->mask = rg_hash_size(nix) - 1;
+	ix->nslots = 0;
+	ix->tab = rg_calloc(&c->tmp, ix->mask + 1, sizeof(*ix->tab));
+	/* not zeroed: only the slots in use are touched */
+	ix->slots = rg_alloc(&c->tmp, (nix ? nix : 1) * sizeof(*ix->slots));
+	ix->next = rg_alloc(&c->tmp, (nix ? nix : 1) * sizeof(*ix->next));
+	ix->widx = rg_alloc(&c->tmp, (nix ? nix : 1) * sizeof(*ix->widx));
+	if (!ix->tab || !ix->slots || !ix->next || !ix->widx)
+		return rg_oom(c);
+	for (w = 0; w < r->nworkloads; w++) {
+		const struct registry_workload *wl = &r->workloads[w];
+
+		for (j = 0; j < wl->nlabels; j++, e++) {
+			const struct registry_label *l = &wl->labels[j];
+			uint32_t h = rg_lhash(wl->ns, l);
+			uint32_t *pos = rg_lindex_find(ix, wl->ns, l, h);
+			struct rg_lslot *s;
+
+			ix->widx[e] = (uint32_t)w;
+			ix->next[e] = UINT32_MAX;
+			if (!*pos) {
+				s = &ix->slots[ix->nslots++];
+				*pos = ix->nslots;
+				s->ns = wl->ns;
+				s->key = l->key;
+				s->value = l->value;
+				s->hash = h;
+				s->count = 0;
+				s->head = e;
+			} else {
+				s = &ix->slots[*pos - 1];
+				ix->next[s->tail] = e;
+			}
+			s->tail = e;
+			s->count++;
+		}
+	}
+	return 0;
 }
 
 /* 1 when the key-sorted <have> includes every label of key-sorted <want>. */
@@ -1366,7 +1671,7 @@ static int rg_labels_include(const struct registry_label *have, size_t nh,
 	return 1;
 }
 
-/* A candidate endpoint address with the workload's file index. */
+/* A candidate endpoint address with the workload's union index. */
 struct rg_cand {
 	struct registry_addr a;
 	uint32_t widx;
@@ -1385,54 +1690,47 @@ static int rg_cand_cmp(const void *x_, const void *y_)
 	return d;
 }
 
-static int rg_resolve(struct rg_ctx *c, const int *svc_nodes)
+/*
+ * Gives every port of every service of c->r its endpoints. A service looks
+ * up each selector label in the index, walks the shortest chain and checks
+ * the remaining labels with a merge walk. <spos>, <sfile>: each (sorted)
+ * service's name position and file, for the endpoint limit's message.
+ */
+static int rg_resolve(struct rg_ctx *c, const struct rg_pos *spos,
+                      const char *const *sfile)
 {
 	struct registry *r = c->r;
-	struct rg_lidx *ix;
+	struct rg_lindex ix;
 	struct rg_cand *cand = NULL;
-	size_t nix = 0, i, j, w, capc = 0;
+	size_t i, j, capc = 0;
 	int rc = -1;
 
-	for (w = 0; w < r->nworkloads; w++)
-		nix += r->workloads[w].nlabels;
-	ix = rg_calloc(&c->tmp, nix ? nix : 1, sizeof(*ix));
-	if (!ix)
-		return rg_oom(c);
-	nix = 0;
-	for (w = 0; w < r->nworkloads; w++) {
-		const struct registry_workload *wl = &r->workloads[w];
-
-		for (j = 0; j < wl->nlabels; j++) {
-			ix[nix].ns = wl->ns;
-			ix[nix].key = wl->labels[j].key;
-			ix[nix].value = wl->labels[j].value;
-			ix[nix].widx = (uint32_t)w;
-			nix++;
-		}
-	}
-	qsort(ix, nix, sizeof(*ix), rg_lidx_cmp);
-
+	if (rg_lindex_build(c, &ix) < 0)
+		return -1;
 	for (i = 0; i < r->nservices; i++) {
 		struct registry_service *s = &r->services[i];
-		size_t lo = 0, hi = 0, best = SIZE_MAX, ncand = 0, nuniq, p;
+		const struct rg_lslot *best = NULL;
+		size_t ncand = 0, nuniq, p;
+		uint32_t e;
 
 		if (!s->nselector)
 			continue;
 		for (j = 0; j < s->nselector; j++) {
-			size_t l = rg_lidx_bound(ix, nix, s->ns,
-			                         &s->selector[j], 0);
-			size_t h = rg_lidx_bound(ix, nix, s->ns,
-			                         &s->selector[j], 1);
+			const uint32_t *pos = rg_lindex_find(
+				&ix, s->ns, &s->selector[j],
+				rg_lhash(s->ns, &s->selector[j]));
 
-			if (h - l < best) {
-				best = h - l;
-				lo = l;
-				hi = h;
+			if (!*pos) {
+				best = NULL;   /* no workload has this label */
+				break;
 			}
+			if (!best || ix.slots[*pos - 1].count < best->count)
+				best = &ix.slots[*pos - 1];
 		}
-		for (j = lo; j < hi; j++) {
+		for (e = best ? best->head : UINT32_MAX;
+		     e != UINT32_MAX; e = ix.next[e]) {
 			const struct registry_workload *wl =
-				&r->workloads[ix[j].widx];
+				&r->workloads[ix.widx[e]];
 			size_t a;
 
 			if (!rg_labels_include(wl->labels, wl->nlabels,
@@ -1453,7 +1751,7 @@ static int rg_resolve(struct rg_ctx *c, const int *svc_nodes)
 			}
 			for (a = 0; a < wl->naddrs; a++) {
 				cand[ncand].a = wl->addrs[a];
-				cand[ncand].widx = ix[j].widx;
+				cand[ncand].widx = ix.widx[e];
 				ncand++;
 			}
 		}
@@ -1470,9 +1768,10 @@ static int rg_resolve(struct rg_ctx *c, const int *svc_nodes)
 		}
 		if (nuniq * s->nports > REGISTRY_MAX_ENDPOINTS -
 		    MIN(r->nendpoints, (size_t)REGISTRY_MAX_ENDPOINTS)) {
-			rg_fail(c, svc_nodes[i], "too many endpoints: more "
-			        "than %d over all service ports",
-			        REGISTRY_MAX_ENDPOINTS);
+			c->file = sfile[i];
+			rg_fail_at(c, spos[i].line, spos[i].col, "too many "
+			           "endpoints: more than %d over all service "
+			           "ports", REGISTRY_MAX_ENDPOINTS);
 			goto out;
 		}
 		for (p = 0; p < s->nports; p++) {
@@ -1484,12 +1783,12 @@ static int rg_resolve(struct rg_ctx *c, const int *svc_nodes)
 				goto out;
 			}
 			for (j = 0; j < nuniq; j++) {
-				struct registry_endpoint *e = &pt->eps[j];
+				struct registry_endpoint *ep = &pt->eps[j];
 
-				memcpy(e->ip, cand[j].a.ip, 16);
-				e->iplen = cand[j].a.iplen;
-				e->port = pt->target_port;
-				e->workload = &r->workloads[cand[j].widx];
+				memcpy(ep->ip, cand[j].a.ip, 16);
+				ep->iplen = cand[j].a.iplen;
+				ep->port = pt->target_port;
+				ep->workload = &r->workloads[cand[j].widx];
 			}
 			pt->neps = nuniq;
 			r->nendpoints += nuniq;
@@ -1499,80 +1798,6 @@ static int rg_resolve(struct rg_ctx *c, const int *svc_nodes)
 out:
 	mem_free(cand);
 	return rc;
-}
-
-/* ---- the document ---- */
-
-static int rg_document(struct rg_ctx *c, int root)
-{
-	static const char *const keys[] = { "services", "workloads" };
-	struct registry *r = c->r;
-	struct registry_service *svc;
-	struct rg_ref *refs;
-	uint32_t *lines;
-	int f[2], k, v, *snodes, *sorted_nodes;
-	struct rg_it it;
-	size_t ns, nw, i;
-
-	if (rg_kind(c, root) != RG_MAP)
-		return rg_fail(c, root, "the top level must be a mapping "
-		               "with \"services\" and \"workloads\"");
-	if (rg_fields(c, root, "the top level", keys, 2, f) < 0)
-		return -1;
-	if (rg_seq(c, f[0], "services", REGISTRY_MAX_SERVICES, &ns) < 0 ||
-	    rg_seq(c, f[1], "workloads", REGISTRY_MAX_WORKLOADS, &nw) < 0)
-		return -1;
-	/* services first, in file order, into scratch; sorted copy below */
-	svc = rg_calloc(&c->tmp, ns ? ns : 1, sizeof(*svc));
-	snodes = rg_calloc(&c->tmp, ns ? ns : 1, sizeof(*snodes));
-	refs = rg_calloc(&c->tmp, MAX(ns, nw) ? MAX(ns, nw) : 1,
-	                 sizeof(*refs));
-	lines = rg_calloc(&c->tmp, MAX(ns, nw) ? MAX(ns, nw) : 1,
-	                  sizeof(*lines));
-	r->workloads = rg_calloc(&c->out, nw ? nw : 1, sizeof(*r->workloads));
-	if (!svc || !snodes || !refs || !lines || !r->workloads)
-		return rg_oom(c);
-	if (ns) {
-		rg_it_init(c, f[0], &it);
-		for (i = 0; rg_it_next(c, &it, &k, &v); i++)
-			if (rg_service(c, v, &svc[i], &snodes[i]) < 0)
-				return -1;
-	}
-	if (nw) {
-		rg_it_init(c, f[1], &it);
-		for (i = 0; rg_it_next(c, &it, &k, &v); i++) {
-			if (rg_workload(c, v, &r->workloads[i], &refs[i].node)
-			    < 0)
-				return -1;
-			refs[i].ns = r->workloads[i].ns;
-			refs[i].name = r->workloads[i].name;
-			refs[i].idx = (uint32_t)i;
-			lines[i] = r->workloads[i].line;
-		}
-	}
-	r->nworkloads = nw;
-	if (rg_unique(c, refs, nw, "workload", lines) < 0)
-		return -1;
-
-	for (i = 0; i < ns; i++) {
-		refs[i].ns = svc[i].ns;
-		refs[i].name = svc[i].name;
-		refs[i].idx = (uint32_t)i;
-		refs[i].node = snodes[i];
-		lines[i] = svc[i].line;
-	}
-	if (rg_unique(c, refs, ns, "service", lines) < 0)
-		return -1;
-	r->services = rg_calloc(&c->out, ns ? ns : 1, sizeof(*r->services));
-	sorted_nodes = rg_calloc(&c->tmp, ns ? ns : 1, sizeof(*sorted_nodes));
-	if (!r->services || !sorted_nodes)
-		return rg_oom(c);
-	for (i = 0; i < ns; i++) {
-		r->services[i] = svc[refs[i].idx];
-		sorted_nodes[i] = snodes[refs[i].idx];
-	}
-	r->nservices = ns;
-	return rg_resolve(c, sorted_nodes);
 }
 
 static int rg_yaml_error(struct rg_ctx *c, yaml_parser_t *p)
@@ -1782,9 +2007,14 @@ static int rg_parse_json(struct rg_ctx *c, const char *text, size_t len)
 static void registry_destroy(struct bus_msg *m)
 {
 	struct registry *r = container_of(m, struct registry, msg);
+	struct rg_parts *parts = r->parts_;
+	struct rg_block *blocks = r->blocks_;
+	size_t i;
 
-	/* r lives in one of the blocks: read the list head first */
-	rg_blocks_free(r->blocks_);
+	/* r and parts live in the blocks: read both before freeing */
+	for (i = 0; parts && i < parts->n; i++)
+		rg_frag_unref(parts->f[i]);
+	rg_blocks_release(blocks, parts && parts->recycle);
 }
 
 /* 1 when <file> ends in ".json" or the first non-blank byte is '{'. */
@@ -1804,11 +2034,28 @@ static int rg_is_json(const char *text, size_t len, const char *file)
 	return 0;
 }
 
-int registry_parse(const char *text, size_t len, const char *file,
-                   int format, struct registry **out, char *err,
-                   size_t errlen)
+/* First block size for an arena expected to hold about <need> bytes:
+ * small files (a directory's fragments) must not each take a 64 KiB
+ * block, nor leave half of a power of two unused (1,000 of them stay in
+ * memory). */
+static size_t rg_arena_guess(size_t need)
+{
+	need = (need + 512 + 255) & ~(size_t)255;
+	return MAX(MIN(need, (size_t)RG_BLOCK_MIN), (size_t)1024);
+}
+
+/*
+ * Parses one file into a fragment (see struct rg_frag): the schema is
+ * checked, nothing is resolved. <file> is used in messages and kept (a
+ * copy) as the fragment's path. Returns 0 with one reference in *<out>, or
+ * -1 with "FILE:LINE:COL: message" in <err>.
+ */
+static int rg_frag_parse(const char *text, size_t len, const char *file,
+                         int format, struct rg_frag **out, char *err,
+                         size_t errlen)
 {
 	struct rg_ctx c;
+	char *path;
 	int rc;
 
 	*out = NULL;
@@ -1828,9 +2075,17 @@ int registry_parse(const char *text, size_t len, const char *file,
 		                  REGISTRY_MAX_FILE);
 	c.json = format == 'j' ||
 	         (format != 'y' && rg_is_json(text, len, c.file));
-	c.r = rg_calloc(&c.out, 1, sizeof(*c.r));
-	if (!c.r)
+	/* what a fragment keeps, measured: about 1.05 x its JSON text,
+	 * 1.8 x its YAML text (YAML spends fewer bytes per value) */
+	c.out.next_cap = rg_arena_guess(c.json ? len + len / 8 : 2 * len);
+	c.tmp.next_cap = rg_arena_guess(len);
+	c.f = rg_calloc(&c.out, 1, sizeof(*c.f));
+	path = c.f ? (char *)rg_strdup(&c, str_from_cstr(c.file)) : NULL;
+	if (!c.f || !path) {
+		rg_blocks_free(c.out.head);
 		return rg_oom(&c);
+	}
+	c.f->path = path;
 	rc = c.json ? rg_parse_json(&c, text, len)
 	            : rg_parse_yaml(&c, text, len);
 	rg_blocks_free(c.tmp.head);
@@ -1838,10 +2093,183 @@ int registry_parse(const char *text, size_t len, const char *file,
 		rg_blocks_free(c.out.head);
 		return -1;
 	}
-	bus_msg_init(&c.r->msg, registry_destroy);
-	c.r->blocks_ = c.out.head;
-	*out = c.r;
+	c.f->refs = 1;
+	c.f->blocks = c.out.head;
+	*out = c.f;
 	return 0;
+}
+
+/*
+ * Builds a registry from the union of <nf> fragments, in that order (the
+ * union order of workloads and the tie-break of duplicate addresses):
+ * checks (ns, name) uniqueness over all of them, sorts the services,
+ * resolves every selector. The registry gets its own copies of the
+ * service and workload structs and of the ports (with endpoints) and
+ * shares everything else with the fragments, on which it takes a
+ * reference. <name> names the whole in limit and out-of-memory messages.
+ * Returns 0 with one reference in *<out>, or -1 with a message in <err>.
+ */
+static int rg_assemble(struct rg_frag *const *frags, size_t nf,
+                       const char *name, struct rg_arena *scratch,
+                       size_t *size_hint, struct registry **out, char *err,
+                       size_t errlen)
+{
+	struct rg_ctx c;
+	struct registry *r = NULL;
+	struct rg_parts *parts;
+	struct rg_ref *refs = NULL;
+	struct rg_pos *wpos, *spos;
+	const char **sfile;
+	uint32_t *wfrag;
+	size_t ns = 0, nw = 0, i, j, k;
+	int rc = -1;
+
+	*out = NULL;
+	memset(&c, 0, sizeof(c));
+	c.file = name ? name : "-";
+	c.err = err;
+	c.errlen = errlen;
+	if (scratch)
+		c.tmp = *scratch;
+	if (err && errlen)
+		err[0] = '\0';
+	for (i = 0; i < nf; i++) {
+		ns += frags[i]->nservices;
+		nw += frags[i]->nworkloads;
+	}
+	if (ns > REGISTRY_MAX_SERVICES || nw > REGISTRY_MAX_WORKLOADS) {
+		rg_fail_at(&c, 1, 1, "more than %d services or %d workloads "
+		           "over all files", REGISTRY_MAX_SERVICES,
+		           REGISTRY_MAX_WORKLOADS);
+		goto out;
+	}
+	if (size_hint && *size_hint) {
+		/* one block for all (the spare when big enough) */
+		if (rg_spare && rg_spare->cap >= *size_hint) {
+			c.out.head = rg_spare;
+			rg_spare = NULL;
+			c.out.head->used = 0;
+			c.out.next_cap = RG_BLOCK_MIN;
+		} else {
+			c.out.next_cap = *size_hint + *size_hint / 8;
+		}
+	}
+	c.r = r = rg_calloc(&c.out, 1, sizeof(*r));
+	parts = rg_alloc(&c.out, sizeof(*parts) + nf * sizeof(parts->f[0]));
+	if (r) {
+		/* one fragment (registry_parse): its array is the union */
+		r->workloads = nf == 1 ? frags[0]->workloads :
+		               rg_alloc(&c.out, (nw ? nw : 1) *
+		                        sizeof(*r->workloads));
+		r->services = rg_alloc(&c.out, (ns ? ns : 1) *
+		                       sizeof(*r->services));
+	}
+	wfrag = rg_alloc(&c.tmp, (nw ? nw : 1) * sizeof(*wfrag));
+	wpos = rg_alloc(&c.tmp, (nw ? nw : 1) * sizeof(*wpos));
+	refs = rg_alloc(&c.tmp, (ns ? ns : 1) * sizeof(*refs));
+	spos = rg_alloc(&c.tmp, (ns ? ns : 1) * sizeof(*spos));
+	sfile = rg_alloc(&c.tmp, (ns ? ns : 1) * sizeof(*sfile));
+	if (!r || !parts || !r->workloads || !r->services || !wfrag ||
+	    !wpos || !refs || !spos || !sfile) {
+		rg_oom(&c);
+		goto out;
+	}
+	/* workloads: a flat copy, in union order */
+	for (i = 0, k = 0; i < nf; i++) {
+		const struct rg_frag *f = frags[i];
+
+		if (f->nworkloads && r->workloads != f->workloads)
+			memcpy(&r->workloads[k], f->workloads,
+			       f->nworkloads * sizeof(*r->workloads));
+		for (j = 0; j < f->nworkloads; j++, k++) {
+			wfrag[k] = (uint32_t)i;
+			wpos[k] = f->wpos[j];
+		}
+	}
+	r->nworkloads = nw;
+	if (rg_unique_workloads(&c, frags, wfrag, wpos) < 0)
+		goto out;
+	/* services: sorted by (ns, name, union index) */
+	for (i = 0, k = 0; i < nf; i++) {
+		const struct rg_frag *f = frags[i];
+
+		for (j = 0; j < f->nservices; j++, k++) {
+			refs[k].ns = f->services[j].ns;
+			refs[k].name = f->services[j].name;
+			refs[k].idx = (uint32_t)k;
+			refs[k].frag = (uint32_t)i;
+			refs[k].line = f->services[j].line;
+			refs[k].pos = f->spos[j];
+			refs[k].s = &f->services[j];
+		}
+	}
+	qsort(refs, ns, sizeof(*refs), rg_ref_cmp);
+	for (i = 1; i < ns; i++)
+		if (strcmp(refs[i].ns, refs[i - 1].ns) == 0 &&
+		    strcmp(refs[i].name, refs[i - 1].name) == 0) {
+			rg_dup(&c, frags, &refs[i - 1], &refs[i], "service");
+			goto out;
+		}
+	for (i = 0; i < ns; i++) {
+		struct registry_service *s = &r->services[i];
+
+		*s = *refs[i].s;
+		s->ports = rg_alloc(&c.out, s->nports * sizeof(*s->ports));
+		if (!s->ports) {
+			rg_oom(&c);
+			goto out;
+		}
+		memcpy(s->ports, refs[i].s->ports,
+		       s->nports * sizeof(*s->ports));
+		spos[i] = refs[i].pos;
+		sfile[i] = frags[refs[i].frag]->path;
+	}
+	r->nservices = ns;
+	if (rg_resolve(&c, spos, sfile) < 0)
+		goto out;
+	parts->n = nf;
+	for (i = 0; i < nf; i++)
+		parts->f[i] = rg_frag_ref(frags[i]);
+	parts->recycle = size_hint != NULL;
+	r->parts_ = parts;
+	if (size_hint) {
+		struct rg_block *b;
+
+		*size_hint = 0;
+		for (b = c.out.head; b; b = b->next)
+			*size_hint += b->used;
+	}
+	rc = 0;
+out:
+	if (scratch) {
+		rg_arena_recycle(&c.tmp);
+		*scratch = c.tmp;
+	} else {
+		rg_blocks_free(c.tmp.head);
+	}
+	if (rc < 0 || c.failed) {
+		rg_blocks_release(c.out.head, size_hint != NULL);
+		return -1;
+	}
+	bus_msg_init(&r->msg, registry_destroy);
+	r->blocks_ = c.out.head;
+	*out = r;
+	return 0;
+}
+
+int registry_parse(const char *text, size_t len, const char *file,
+                   int format, struct registry **out, char *err,
+                   size_t errlen)
+{
+	struct rg_frag *f;
+	int rc;
+
+	*out = NULL;
+	if (rg_frag_parse(text, len, file, format, &f, err, errlen) < 0)
+		return -1;
+	rc = rg_assemble(&f, 1, f->path, NULL, NULL, out, err, errlen);
+	rg_frag_unref(f);
+	return rc;
 }
 
 void registry_free(struct registry *r)
@@ -1998,27 +2426,47 @@ const struct registry_route *registry_route_match(
 
 /* ---- watching ---- */
 
+/* One directory entry taken as a fragment, as last read. */
+struct rg_dent {
+	char *name;                /* mem_strdup */
+	struct stat st;            /* what was read (zeroed: retry) */
+	struct rg_frag *frag;      /* a reference, or NULL when it failed */
+	char *err;                 /* why it failed (mem_strdup), or NULL */
+};
+
 struct rg_watch {
-	ev_stat st;
+	ev_stat st;                /* file */
 	ev_timer poll;
+	ev_io io;                  /* directory: the inotify descriptor */
+	int ifd, wd;               /* -1: none */
 	struct registry_watch *w;
-	struct stat seen;          /* what the current state was read from */
-	int present;               /* the file existed at the last look */
+	struct stat seen;          /* file: what the current state was read
+	                            * from */
+	int present;               /* the file (directory) existed at the
+	                            * last look */
+	struct rg_dent *ents;      /* directory: sorted by name */
+	size_t nents;
+	struct rg_arena scratch;   /* directory: reused by each assembly */
+	size_t out_hint;           /* directory: bytes the last registry took */
 };
 
 /*
- * Reads <path> (at most REGISTRY_MAX_FILE bytes, open/read) and parses it.
- * Returns 0 with a registry in *<out>, or -1 with a message in <err>.
+ * Reads <name> relative to <dirfd> (AT_FDCWD or a directory; <path> names
+ * it in messages), at most REGISTRY_MAX_FILE bytes. Returns 0 with the
+ * text in *<out> (mem_alloc, the caller frees) and its length, the fstat
+ * of what was read in *<st>; or -1 with a message in <err>.
  */
-static int rg_load_file(const char *path, struct stat *st,
-                        struct registry **out, char *err, size_t errlen)
+static int rg_read_file(int dirfd, const char *name, const char *path,
+                        struct stat *st, char **out, size_t *outlen,
+                        char *err, size_t errlen)
 {
 	size_t cap, len = 0;
 	char *buf, *t;
 	ssize_t n;
-	int fd, rc;
+	int fd;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	*out = NULL;
+	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
@@ -2058,15 +2506,34 @@ static int rg_load_file(const char *path, struct stat *st,
 		len += (size_t)n;
 	}
 	close(fd);
-	rc = registry_parse(buf, len, path, 0, out, err, errlen);
-	mem_free(buf);
-	return rc;
+	*out = buf;
+	*outlen = len;
+	return 0;
 oom:
 	snprintf(err, errlen, "%s: out of memory", path);
 fail:
 	mem_free(buf);
 	close(fd);
 	return -1;
+}
+
+/*
+ * Reads <path> and parses it. Returns 0 with a registry in *<out>, or -1
+ * with a message in <err>.
+ */
+static int rg_load_file(const char *path, struct stat *st,
+                        struct registry **out, char *err, size_t errlen)
+{
+	char *buf;
+	size_t len;
+	int rc;
+
+	if (rg_read_file(AT_FDCWD, path, path, st, &buf, &len, err,
+	                 errlen) < 0)
+		return -1;
+	rc = registry_parse(buf, len, path, 0, out, err, errlen);
+	mem_free(buf);
+	return rc;
 }
 
 static int rg_stat_same(const struct stat *a, const struct stat *b)
@@ -2079,6 +2546,14 @@ static int rg_stat_same(const struct stat *a, const struct stat *b)
 	       a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
+static uint64_t rg_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void rg_watch_error(struct registry_watch *w, const char *msg)
 {
 	w->errors++;
@@ -2087,6 +2562,32 @@ static void rg_watch_error(struct registry_watch *w, const char *msg)
 	         "generation %llu: %s",
 	         (unsigned long long)(w->current ? w->current->generation : 0),
 	         msg);
+}
+
+/* Makes <r> (the caller's reference) current and hands it to the
+ * callback. <parsed>: fragments parsed for it (directory mode). */
+static void rg_watch_publish(struct registry_watch *w, struct registry *r,
+                             unsigned parsed)
+{
+	r->generation = ++w->loads;
+	registry_free(w->current);
+	w->current = r;
+	if (w->is_dir)
+		LOG_INFO(RG_LOG_MODULE, "registry %s generation %llu: %zu "
+		         "services, %zu workloads, %zu endpoints (%zu files, "
+		         "%u parsed, union %.2f ms)", w->path,
+		         (unsigned long long)r->generation, r->nservices,
+		         r->nworkloads, r->nendpoints, w->nfragments, parsed,
+		         (double)w->last_assemble_ns / 1e6);
+	else
+		LOG_INFO(RG_LOG_MODULE, "registry %s generation %llu: %zu "
+		         "services, %zu workloads, %zu endpoints", w->path,
+		         (unsigned long long)r->generation, r->nservices,
+		         r->nworkloads, r->nendpoints);
+	if (w->cb && r->generation > 1) {
+		bus_msg_ref(&r->msg);
+		w->cb(w->arg, r);
+	}
 }
 
 /* Looks at the file; reloads when it differs from what was read last. */
@@ -2118,16 +2619,435 @@ static void rg_watch_check(struct rg_watch *p)
 		return;
 	}
 	p->seen = st;
-	r->generation = ++w->loads;
-	registry_free(w->current);
-	w->current = r;
-	LOG_INFO(RG_LOG_MODULE, "registry %s generation %llu: %zu services, "
-	         "%zu workloads, %zu endpoints", w->path,
-	         (unsigned long long)r->generation, r->nservices,
-	         r->nworkloads, r->nendpoints);
-	if (w->cb) {
-		bus_msg_ref(&r->msg);
-		w->cb(w->arg, r);
+	rg_watch_publish(w, r, 0);
+}
+
+/* ---- watching a directory ---- */
+
+/* inotify events that may change the fragments. Not IN_CREATE nor
+ * IN_MODIFY: a file being written is taken when it is closed (or renamed
+ * in, the recommended way). */
+#define RG_IN_MASK (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM |     \
+                    IN_DELETE | IN_ATTRIB | IN_DELETE_SELF |           \
+                    IN_MOVE_SELF | IN_ONLYDIR)
+
+/* 1 when directory entry <name> is a fragment by its name: not hidden
+ * (which also leaves out ".#x" locks and ".x.swp" swap files) and ending
+ * in .yaml, .yml or .json (which leaves out "x~" backups and "x.tmp"). */
+static int rg_is_fragment_name(const char *name)
+{
+	struct str s = str_from_cstr(name);
+
+	if (!s.len || name[0] == '.')
+		return 0;
+	return str_has_suffix(s, STR_LIT(".yaml")) ||
+	       str_has_suffix(s, STR_LIT(".yml")) ||
+	       str_has_suffix(s, STR_LIT(".json"));
+}
+
+/* Releases what entries <e>[0..n) hold (not the array). */
+static void rg_dents_clear(struct rg_dent *e, size_t n)
+{
+	size_t i;
+
+	for (i = 0; e && i < n; i++) {
+		MEM_FREE(&e[i].name);
+		MEM_FREE(&e[i].err);
+		rg_frag_unref(e[i].frag);
+		e[i].frag = NULL;
+	}
+}
+
+static void rg_dents_free(struct rg_dent *e, size_t n)
+{
+	rg_dents_clear(e, n);
+	mem_free(e);
+}
+
+static int rg_strp_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Reads and parses fragment <e> (its name set) of directory <dfd>. A
+ * failure is kept in e->err; one that is not about the text (I/O, memory)
+ * leaves e->st zeroed so that the next look retries. */
+static void rg_dent_load(struct rg_watch *p, int dfd, struct rg_dent *e)
+{
+	struct registry_watch *w = p->w;
+	char path[1400], msg[256];
+	char *buf;
+	size_t len;
+
+	snprintf(path, sizeof(path), "%s/%s", w->path, e->name);
+	memset(&e->st, 0, sizeof(e->st));
+	if (rg_read_file(dfd, e->name, path, &e->st, &buf, &len, msg,
+	                 sizeof(msg)) < 0) {
+		memset(&e->st, 0, sizeof(e->st));
+		e->err = mem_strdup(msg);
+		return;
+	}
+	w->fragment_parses++;
+	if (rg_frag_parse(buf, len, path, 0, &e->frag, msg, sizeof(msg)) < 0)
+		e->err = mem_strdup(msg);
+	mem_free(buf);
+}
+
+/*
+ * Reads the directory: stats every fragment, reuses the entries of
+ * p->ents whose stat is unchanged and reads the others. Returns 1 when
+ * anything changed (p->ents replaced), 0 when nothing did, -1 with <err>
+ * when the directory cannot be read or memory runs out (p->ents kept).
+ */
+static int rg_dir_scan(struct rg_watch *p, char *err, size_t errlen)
+{
+	struct registry_watch *w = p->w;
+	struct rg_dent *ne = NULL;
+	struct dirent *de;
+	char **names = NULL;
+	size_t nn = 0, capn = 0, nne = 0, oi = 0, i;
+	int changed = 0, rc = -1, dfd;
+	DIR *d;
+
+	d = opendir(w->path);
+	if (!d) {
+		snprintf(err, errlen, "%s: %s", w->path, strerror(errno));
+		return -1;
+	}
+	dfd = dirfd(d);
+	for (;;) {
+		errno = 0;
+		de = readdir(d);
+		if (!de)
+			break;
+		if (!rg_is_fragment_name(de->d_name))
+			continue;
+		if (nn == capn) {
+			size_t nc = capn ? capn * 2 : 64;
+			char **t = mem_realloc(names, nc * sizeof(*names));
+
+			if (!t)
+				goto oom;
+			names = t;
+			capn = nc;
+		}
+		if (!(names[nn] = mem_strdup(de->d_name)))
+			goto oom;
+		nn++;
+	}
+	if (errno) {
+		snprintf(err, errlen, "%s: %s", w->path, strerror(errno));
+		goto out;
+	}
+	if (nn)
+		qsort(names, nn, sizeof(*names), rg_strp_cmp);
+	ne = mem_calloc(nn ? nn : 1, sizeof(*ne));
+	if (!ne)
+		goto oom;
+	for (i = 0; i < nn; i++) {
+		struct rg_dent *o = NULL, *e;
+		struct stat st;
+
+		if (fstatat(dfd, names[i], &st, 0) < 0 || !S_ISREG(st.st_mode))
+			continue;     /* gone since readdir, or not a file */
+		while (oi < p->nents &&
+		       strcmp(p->ents[oi].name, names[i]) < 0) {
+			oi++;         /* removed */
+			changed = 1;
+		}
+		if (oi < p->nents && strcmp(p->ents[oi].name, names[i]) == 0)
+			o = &p->ents[oi++];
+		e = &ne[nne++];
+		e->name = names[i];
+		names[i] = NULL;
+		if (o && rg_stat_same(&st, &o->st)) {
+			e->st = o->st;
+			e->frag = o->frag ? rg_frag_ref(o->frag) : NULL;
+			if (o->err && !(e->err = mem_strdup(o->err)))
+				goto oom;
+			continue;
+		}
+		changed = 1;
+		rg_dent_load(p, dfd, e);
+	}
+	if (oi < p->nents)
+		changed = 1;
+	if (changed) {
+		rg_dents_free(p->ents, p->nents);
+		p->ents = ne;
+		p->nents = nne;
+		ne = NULL;
+	}
+	w->nfragments = p->nents;
+	rc = changed;
+	goto out;
+oom:
+	snprintf(err, errlen, "%s: out of memory", w->path);
+out:
+	rg_dents_free(ne, nne);
+	for (i = 0; i < nn; i++)
+		mem_free(names[i]);
+	mem_free(names);
+	closedir(d);
+	return rc;
+}
+
+/* The registry of the fragments in p->ents: 0 with it in *<out>, or -1
+ * with <err> (a fragment that failed, a duplicate, no fragment). */
+static int rg_dir_build(struct rg_watch *p, struct registry **out,
+                        char *err, size_t errlen)
+{
+	struct registry_watch *w = p->w;
+	struct rg_frag **frags;
+	uint64_t t0;
+	size_t i;
+	int rc;
+
+	*out = NULL;
+	if (!p->nents) {
+		snprintf(err, errlen, "%s: no registry file (*.yaml, *.yml, "
+		         "*.json) in the directory (add one holding \"{}\" for "
+		         "an empty registry)", w->path);
+		return -1;
+	}
+	for (i = 0; i < p->nents; i++) {
+		if (p->ents[i].frag)
+			continue;
+		if (p->ents[i].err)
+			snprintf(err, errlen, "%s", p->ents[i].err);
+		else
+			snprintf(err, errlen, "%s/%s: out of memory",
+			         w->path, p->ents[i].name);
+		return -1;
+	}
+	frags = mem_alloc(p->nents * sizeof(*frags));
+	if (!frags) {
+		snprintf(err, errlen, "%s: out of memory", w->path);
+		return -1;
+	}
+	for (i = 0; i < p->nents; i++)
+		frags[i] = p->ents[i].frag;
+	t0 = rg_now_ns();
+	rc = rg_assemble(frags, p->nents, w->path, &p->scratch,
+	                 &p->out_hint, out, err, errlen);
+	w->last_assemble_ns = rg_now_ns() - t0;
+	mem_free(frags);
+	return rc;
+}
+
+/* After p->ents changed: builds and publishes the union, or counts the
+ * error. <parses>: w->fragment_parses before the change. */
+static void rg_dir_apply(struct rg_watch *p, uint64_t parses)
+{
+	struct registry_watch *w = p->w;
+	struct registry *r;
+	char err[256];
+
+	if (rg_dir_build(p, &r, err, sizeof(err)) < 0) {
+		rg_watch_error(w, err);
+		return;
+	}
+	rg_watch_publish(w, r, (unsigned)(w->fragment_parses - parses));
+}
+
+/* Looks at the whole directory; reloads when a fragment changed. */
+static void rg_dir_check(struct rg_watch *p)
+{
+	struct registry_watch *w = p->w;
+	uint64_t parses = w->fragment_parses;
+	char err[256];
+	int rc;
+
+	rc = rg_dir_scan(p, err, sizeof(err));
+	if (rc < 0) {
+		if (p->present)
+			rg_watch_error(w, err);
+		p->present = 0;
+		return;
+	}
+	if (!p->present)
+		rc = 1;           /* back: whatever it holds is news */
+	p->present = 1;
+	if (rc > 0)
+		rg_dir_apply(p, parses);
+}
+
+/* Index of the entry named <name> in p->ents, or where it would go
+ * (*<found> says which). */
+static size_t rg_dent_find(const struct rg_watch *p, const char *name,
+                           int *found)
+{
+	size_t lo = 0, hi = p->nents;
+
+	*found = 0;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int d = strcmp(p->ents[mid].name, name);
+
+		if (!d) {
+			*found = 1;
+			return mid;
+		}
+		if (d < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+#define RG_IN_NAMES 32   /* names inotify gave, looked at one by one */
+
+/*
+ * The inotify fast path: looks at fragments <names> only (stat, and
+ * reading those that changed), adding, replacing and dropping entries of
+ * p->ents in place. Returns 1 when one changed, 0 when none did, -1 when
+ * a full rescan must decide (directory unreadable, out of memory).
+ */
+static int rg_dir_update(struct rg_watch *p, char (*names)[256], size_t nn)
+{
+	struct registry_watch *w = p->w;
+	int dfd, changed = 0, found;
+	size_t k, i;
+
+	dfd = open(w->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -1;
+	for (k = 0; k < nn; k++) {
+		struct stat st;
+		struct rg_dent *e;
+		int ok = fstatat(dfd, names[k], &st, 0) == 0 &&
+		         S_ISREG(st.st_mode);
+
+		i = rg_dent_find(p, names[k], &found);
+		if (!ok) {
+			if (!found)
+				continue;
+			rg_dents_clear(&p->ents[i], 1);
+			memmove(&p->ents[i], &p->ents[i + 1],
+			        (p->nents - i - 1) * sizeof(*p->ents));
+			p->nents--;
+			changed = 1;
+			continue;
+		}
+		if (found && rg_stat_same(&st, &p->ents[i].st))
+			continue;
+		if (found) {
+			e = &p->ents[i];
+			rg_frag_unref(e->frag);
+			e->frag = NULL;
+			MEM_FREE(&e->err);
+		} else {
+			struct rg_dent *t = mem_realloc(
+				p->ents, (p->nents + 1) * sizeof(*t));
+			char *name = mem_strdup(names[k]);
+
+			if (t)
+				p->ents = t;
+			if (!t || !name) {
+				mem_free(name);
+				close(dfd);
+				return -1;
+			}
+			memmove(&p->ents[i + 1], &p->ents[i],
+			        (p->nents - i) * sizeof(*p->ents));
+			p->nents++;
+			e = &p->ents[i];
+			memset(e, 0, sizeof(*e));
+			e->name = name;
+		}
+		rg_dent_load(p, dfd, e);
+		changed = 1;
+	}
+	/* fragments a read error (not their text) left failed: again */
+	for (i = 0; i < p->nents; i++) {
+		struct rg_dent *e = &p->ents[i];
+
+		if (e->frag || e->st.st_ino)
+			continue;
+		MEM_FREE(&e->err);
+		rg_dent_load(p, dfd, e);
+		changed = 1;
+	}
+	close(dfd);
+	w->nfragments = p->nents;
+	return changed;
+}
+
+/* (Re)arms the inotify watch on the directory; -1 when there is none. */
+static void rg_dir_inotify(struct rg_watch *p)
+{
+	if (p->ifd < 0 || p->wd >= 0)
+		return;
+	p->wd = inotify_add_watch(p->ifd, p->w->path, RG_IN_MASK);
+}
+
+static void rg_watch_io_cb(struct ev_loop *ev, ev_io *io, int revents)
+{
+	struct rg_watch *p = container_of(io, struct rg_watch, io);
+	char buf[4096] __attribute__((aligned(8)));
+	char names[RG_IN_NAMES][256];
+	size_t nn = 0, k;
+	int full = 0, rc;
+	ssize_t n;
+
+	(void)revents;
+	for (;;) {
+		size_t off = 0;
+
+		n = read(p->ifd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;        /* EAGAIN: drained */
+		while (off + sizeof(struct inotify_event) <= (size_t)n) {
+			const struct inotify_event *e =
+				(const struct inotify_event *)(void *)
+				(buf + off);
+
+			off += sizeof(*e) + e->len;
+			if (e->mask & (IN_IGNORED | IN_MOVE_SELF)) {
+				/* the path no longer names the watched
+				 * directory: re-armed by the poll */
+				if (p->wd >= 0 && (e->mask & IN_MOVE_SELF))
+					inotify_rm_watch(p->ifd, p->wd);
+				p->wd = -1;
+				full = 1;
+			} else if (e->mask & (IN_Q_OVERFLOW |
+			                      IN_DELETE_SELF)) {
+				full = 1;
+			} else if (!e->len || full) {
+				continue;
+			} else if (strncmp(e->name, "..", 2) == 0) {
+				/* a Kubernetes ConfigMap mount swapping
+				 * its ..data link: every name may change */
+				full = 1;
+			} else if (rg_is_fragment_name(e->name)) {
+				for (k = 0; k < nn; k++)
+					if (strcmp(names[k], e->name) == 0)
+						break;
+				if (k < nn)
+					continue;
+				if (nn == RG_IN_NAMES ||
+				    str_copy_cstr(names[nn], sizeof(names[0]),
+				                  str_from_cstr(e->name)) < 0)
+					full = 1;
+				else
+					nn++;
+			}
+		}
+	}
+	(void)ev;
+	if (full || (nn && !p->present)) {
+		rg_dir_check(p);
+	} else if (nn) {
+		uint64_t parses = p->w->fragment_parses;
+
+		rc = rg_dir_update(p, names, nn);
+		if (rc < 0)
+			rg_dir_check(p);
+		else if (rc > 0)
+			rg_dir_apply(p, parses);
 	}
 }
 
@@ -2140,9 +3060,30 @@ static void rg_watch_stat_cb(struct ev_loop *ev, ev_stat *st, int revents)
 
 static void rg_watch_poll_cb(struct ev_loop *ev, ev_timer *t, int revents)
 {
+	struct rg_watch *p = container_of(t, struct rg_watch, poll);
+
 	(void)ev;
 	(void)revents;
-	rg_watch_check(container_of(t, struct rg_watch, poll));
+	if (p->w->is_dir) {
+		if (p->wd < 0)
+			rg_dir_inotify(p);
+		rg_dir_check(p);
+	} else {
+		rg_watch_check(p);
+	}
+}
+
+static void rg_watch_free(struct rg_watch *p)
+{
+	if (!p)
+		return;
+	if (p->ifd >= 0)
+		close(p->ifd);
+	rg_dents_free(p->ents, p->nents);
+	rg_blocks_free(p->scratch.head);
+	if (p->w->is_dir && rg_recycle_users && !--rg_recycle_users)
+		MEM_FREE(&rg_spare);
+	mem_free(p);
 }
 
 int registry_watch_start(struct registry_watch *w, struct loop *loop,
@@ -2153,37 +3094,56 @@ int registry_watch_start(struct registry_watch *w, struct loop *loop,
 	struct registry *r;
 	struct stat st;
 	double iv = interval_ms ? interval_ms / 1000.0 : 5.0;
+	size_t len;
 
 	memset(w, 0, sizeof(*w));
 	if (str_copy_cstr(w->path, sizeof(w->path), str_from_cstr(path)) < 0) {
 		snprintf(err, errlen, "registry path too long");
 		return -1;
 	}
-	if (rg_load_file(w->path, &st, &r, err, errlen) < 0)
-		return -1;
 	p = mem_calloc(1, sizeof(*p));
 	if (!p) {
-		registry_free(r);
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	r->generation = 1;
-	w->loads = 1;
-	w->current = r;
+	p->w = w;
+	p->ifd = p->wd = -1;
+	w->is_dir = stat(w->path, &st) == 0 && S_ISDIR(st.st_mode);
+	if (w->is_dir) {
+		rg_recycle_users++;    /* dropped by rg_watch_free */
+		len = strlen(w->path);
+		while (len > 1 && w->path[len - 1] == '/')
+			w->path[--len] = '\0';
+		p->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+		rg_dir_inotify(p);   /* before the scan: no change missed */
+		if (rg_dir_scan(p, err, errlen) < 0 ||
+		    rg_dir_build(p, &r, err, errlen) < 0) {
+			rg_watch_free(p);
+			memset(w, 0, sizeof(*w));
+			return -1;
+		}
+	} else if (rg_load_file(w->path, &st, &r, err, errlen) < 0) {
+		rg_watch_free(p);
+		return -1;
+	}
 	w->loop = loop;
 	w->cb = cb;
 	w->arg = arg;
 	w->priv_ = p;
-	p->w = w;
 	p->seen = st;
 	p->present = 1;
-	ev_stat_init(&p->st, rg_watch_stat_cb, w->path, iv);
-	ev_stat_start(loop->ev, &p->st);
+	rg_watch_publish(w, r, (unsigned)w->fragment_parses);
+	if (w->is_dir) {
+		if (p->ifd >= 0) {
+			ev_io_init(&p->io, rg_watch_io_cb, p->ifd, EV_READ);
+			ev_io_start(loop->ev, &p->io);
+		}
+	} else {
+		ev_stat_init(&p->st, rg_watch_stat_cb, w->path, iv);
+		ev_stat_start(loop->ev, &p->st);
+	}
 	ev_timer_init(&p->poll, rg_watch_poll_cb, iv, iv);
 	ev_timer_start(loop->ev, &p->poll);
-	LOG_INFO(RG_LOG_MODULE, "registry %s generation 1: %zu services, "
-	         "%zu workloads, %zu endpoints", w->path, r->nservices,
-	         r->nworkloads, r->nendpoints);
 	return 0;
 }
 
@@ -2192,9 +3152,15 @@ void registry_watch_stop(struct registry_watch *w)
 	struct rg_watch *p = w->priv_;
 
 	if (p) {
-		ev_stat_stop(w->loop->ev, &p->st);
+		if (w->is_dir) {
+			if (p->ifd >= 0)
+				ev_io_stop(w->loop->ev, &p->io);
+		} else {
+			ev_stat_stop(w->loop->ev, &p->st);
+		}
 		ev_timer_stop(w->loop->ev, &p->poll);
-		MEM_FREE(&w->priv_);
+		rg_watch_free(p);
+		w->priv_ = NULL;
 	}
 	registry_free(w->current);
 	w->current = NULL;

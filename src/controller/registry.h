@@ -38,10 +38,13 @@
  *
  * Contracts:
  *  - A struct registry is immutable once registry_parse returns it; it owns
- *    all its memory (one block list, freed by registry_free) and no pointer
- *    into the input text survives. It embeds a struct bus_msg so that it
- *    can be published as a bus snapshot as is: its reference count is the
- *    bus_msg's, registry_free is its destructor (bus_msg_unref frees it).
+ *    all its memory (its own block list, plus references on the parsed
+ *    files it shares strings and arrays with, all released by its last
+ *    registry_free) and no pointer into the input text survives. It
+ *    embeds a struct bus_msg so that it can be published as a bus
+ *    snapshot as is: its reference count is the bus_msg's, registry_free
+ *    is its destructor (bus_msg_unref frees it). Single-threaded, as
+ *    bus_msg references are.
  *  - Errors are one line "FILE:LINE:COL: message" (LINE, COL from 1) in
  *    <err>; the caller's previous registry is untouched.
  *  - Endpoints are resolved at parse time: each service port has the list
@@ -158,6 +161,8 @@ struct registry {
 	size_t nendpoints;               /* over all service ports */
 	uint64_t generation;             /* set by the loader: 1, 2, ... */
 	void *blocks_;                   /* private: owned memory */
+	void *parts_;                    /* private: the parsed files it
+	                                  * shares (references held) */
 };
 
 /*
@@ -205,13 +210,38 @@ const struct registry_route *registry_route_match(
 	const struct registry_service *s, struct str method, struct str path);
 
 /*
- * A watched registry file. registry_watch_start loads <path> at once
- * (returning -1 with <err> when that fails), then re-reads it whenever its
- * size, mtime or inode change (ev_stat, polled every <interval_ms>, also
- * catching editors that replace the file) and calls <cb> with each new
- * registry that parsed (the callback gets its own reference). A file that
- * fails to parse is logged with its file:line message, counted, and the
- * previous registry stays current.
+ * A watched registry: a file or a directory of fragments.
+ *
+ * File: registry_watch_start loads <path> at once (returning -1 with <err>
+ * when that fails), then re-reads it whenever its size, mtime or inode
+ * change (ev_stat, polled every <interval_ms>, also catching editors that
+ * replace the file) and calls <cb> with each new registry that parsed (the
+ * callback gets its own reference). A file that fails to parse is logged
+ * with its file:line message, counted, and the previous registry stays
+ * current.
+ *
+ * Directory (when <path> names one at the start): every regular file
+ * directly in it (symbolic links followed, no recursion) whose name ends
+ * in ".yaml", ".yml" or ".json" and does not start with '.' is a fragment
+ * in the file format above (each may hold services and/or workloads; JSON
+ * for ".json" or a leading '{', else YAML). The registry is the union of the fragments,
+ * taken in byte order of their names (the "file order" of workloads and
+ * of the tie-break between workloads sharing an address). A service or
+ * workload (ns, name) twice, in one fragment or in two, is an error naming
+ * both places ("B:LINE:COL: duplicate ... (first at A:LINE)"). A change
+ * re-parses only the fragments whose (device, inode, size, mtime, ctime)
+ * changed or that appeared; the others are reused as parsed, then the
+ * union is assembled and every selector resolved again (see
+ * docs/registry.md for the costs). A reload is refused as a whole, the
+ * previous registry kept, while any fragment fails to parse (its message
+ * is the error), when the union holds a duplicate, and when the directory
+ * holds no fragment or cannot be read. Changes are noticed through inotify
+ * on the directory (an entry renamed in or out, removed, written and
+ * closed, or its attributes changed): only the files it names are stat'ed
+ * and, when changed, read. The poll timer (and events naming no file)
+ * list the directory and stat every fragment: keep directories to
+ * thousands of files. A broken fragment is not read again until its stat
+ * changes.
  *
  * Added details: <cb> is NOT called for the first load (read w->current
  * after registry_watch_start). <w> MUST stay at a fixed address while
@@ -235,6 +265,12 @@ struct registry_watch {
 	uint64_t errors;                 /* ro: reloads refused */
 	char last_error[256];            /* ro: "" or the last message */
 	void *priv_;                     /* private: the ev_stat watcher */
+	/* directory mode (all 0 for a file) */
+	int is_dir;                      /* ro: <path> is a directory */
+	size_t nfragments;               /* ro: fragment files last seen */
+	uint64_t fragment_parses;        /* ro: fragment files parsed, ever */
+	uint64_t last_assemble_ns;       /* ro: how long the last union and
+	                                  * resolution took (monotonic) */
 };
 
 int registry_watch_start(struct registry_watch *w, struct loop *loop,

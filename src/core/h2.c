@@ -1106,6 +1106,36 @@ int h2_goaway(struct h2_conn *c, int graceful)
 	return 0;
 }
 
+int h2_ping(struct h2_conn *c)
+{
+	int rc;
+
+	if (c->failed || c->close_notified)
+		return -EPIPE;
+	if (c->ka_out)
+		return -EALREADY;
+	h2_enter(c);
+	rc = nghttp2_submit_ping(c->ng, NGHTTP2_FLAG_NONE, h2_ka_opaque);
+	if (rc == 0) {
+		c->ka_out = 1;
+		c->ka_sent = h2_clock(c);
+	}
+	h2_check_mem(c);
+	h2_leave(c);
+	if (rc != 0)
+		return -ENOMEM;
+	return c->failed ? -EPIPE : 0;
+}
+
+int h2_ping_outstanding(const struct h2_conn *c, uint64_t *sent_ms)
+{
+	if (!c->ka_out)
+		return 0;
+	if (sent_ms)
+		*sent_ms = c->ka_sent;
+	return 1;
+}
+
 void h2_abort(struct h2_conn *c, uint32_t code, const char *reason)
 {
 	if (c->failed)

@@ -54,7 +54,8 @@
  * memory. Bytes still unconsumed when a stream closes are released by h2.
  *
  * Re-entrancy: from inside any callback the owner MAY call the submit and
- * stream functions, h2_consume, h2_goaway, h2_abort and the getters; it
+ * stream functions, h2_consume, h2_goaway, h2_ping, h2_abort and the
+ * getters; it
  * MUST NOT call h2_feed, h2_output (both return -EBUSY then) or h2_free.
  * Callbacks run only inside h2_feed, h2_output and the calls that can end
  * the connection (h2_goaway, h2_abort, h2_consume when it fails); never
@@ -401,6 +402,25 @@ void *h2_stream_get_user(const struct h2_conn *c, int32_t id);
  * Returns 0, or -EPIPE if the connection already failed or closed.
  */
 int h2_goaway(struct h2_conn *c, int graceful);
+
+/*
+ * Keepalive: queues a PING (not an ACK) with h2's keepalive opaque, for
+ * the owner's keepalive timer (gRPC / Linkerd style: a PING every
+ * interval, the connection ended when its ACK is late). The frame goes out
+ * through h2_output as usual. At most one is outstanding: its ACK (same
+ * opaque) clears it; ACKs of other opaques (graceful shutdown's, a peer's
+ * stray ones) do not. Our PINGs and their ACKs never count against the
+ * peer-PING flood limit. Callable inside or outside callbacks. Returns 0,
+ * -EALREADY when one is still unanswered (nothing is sent), -EPIPE on a
+ * failed or closed connection, -ENOMEM.
+ */
+int h2_ping(struct h2_conn *c);
+
+/* 1 when a keepalive PING from h2_ping is unanswered, with the time it was
+ * submitted (the connection's clock: callbacks.now_ms, or
+ * CLOCK_MONOTONIC_COARSE milliseconds) in *<sent_ms> (may be NULL); 0
+ * otherwise. The owner decides what "too late" means. */
+int h2_ping_outstanding(const struct h2_conn *c, uint64_t *sent_ms);
 
 /* Ends the connection at once with GOAWAY(<code>); <reason> MUST be a
  * static string (kept as h2_close_reason). Open streams are closed (reset,

@@ -2,7 +2,7 @@
  * h2_cb: the nghttp2 session callbacks — header collection with the
  * decoded-size cap, delivery of heads, data and trailers to the owner,
  * stream close, and the send-side bookkeeping (earned frames, resets sent,
- * GOAWAY, graceful shutdown's PING).
+ * GOAWAY, graceful shutdown's PING, the keepalive PING's ACK).
  *
  * IMPLEMENTATION NOTES
  * Header fields are not copied: each decoded name and value is an nghttp2
@@ -35,6 +35,9 @@
 
 /* The opaque payload of graceful shutdown's PING. */
 const uint8_t h2_ga_opaque[8] = { 'm', 'e', 's', 'h', 'd', 'g', 'a', 0 };
+/* The opaque payload of keepalive PINGs (h2_ping): distinct, so neither
+ * ACK can be mistaken for the other. */
+const uint8_t h2_ka_opaque[8] = { 'm', 'e', 's', 'h', 'd', 'k', 'a', 0 };
 
 /* Drops the references held on the block being collected. */
 void h2_hb_release(struct h2_conn *c)
@@ -317,6 +320,12 @@ static int h2_cb_frame_recv(nghttp2_session *ng, const nghttp2_frame *fr,
 			c->settings_received = 1;
 		break;
 	case NGHTTP2_PING:
+		/* an ACK of an opaque we did not send changes nothing here */
+		if ((fr->hd.flags & NGHTTP2_FLAG_ACK) && c->ka_out &&
+		    memcmp(fr->ping.opaque_data, h2_ka_opaque, 8) == 0) {
+			c->ka_out = 0;
+			c->ka_acked++;
+		}
 		if ((fr->hd.flags & NGHTTP2_FLAG_ACK) && c->graceful == 1 &&
 		    memcmp(fr->ping.opaque_data, h2_ga_opaque, 8) == 0) {
 			c->graceful = 2;

@@ -140,6 +140,11 @@ struct h2_conn {
 	int goaway_sent, goaway_recv, goaway_local;
 	int graceful;              /* 1: notice + PING out, 2: final sent */
 	uint32_t close_code;
+
+	/* keepalive (h2_ping): one PING with h2_ka_opaque at a time */
+	int ka_out;                /* submitted, its ACK not yet received */
+	uint64_t ka_sent;          /* h2_clock when it was submitted */
+	uint64_t ka_acked;         /* ACKs of keepalive PINGs received */
 };
 
 /* h2_limits.c */
@@ -156,6 +161,7 @@ void h2_on_rst_recv(struct h2_conn *c, struct h2_stream *s);
 
 /* h2_cb.c */
 extern const uint8_t h2_ga_opaque[8];
+extern const uint8_t h2_ka_opaque[8];
 extern nghttp2_nv h2_nv_scratch[H2_NV_MAX];
 void h2_cb_install(nghttp2_session_callbacks *cbs);
 void h2_hb_release(struct h2_conn *c);

@@ -142,6 +142,8 @@ void dst_cfg_default(struct dst_cfg *cfg)
 	cfg->connect_timeout_ms = DST_CONNECT_MS_DEFAULT;
 	cfg->backoff_min_ms = DST_BACKOFF_MIN_DEFAULT;
 	cfg->backoff_max_ms = DST_BACKOFF_MAX_DEFAULT;
+	cfg->keepalive_interval_ms = DST_KA_INTERVAL_DEFAULT;
+	cfg->keepalive_timeout_ms = DST_KA_TIMEOUT_DEFAULT;
 	cfg->max_targets = DST_MAX_TARGETS_DEFAULT;
 	cfg->max_endpoints = DST_MAX_ENDPOINTS_DEFAULT;
 	cfg->max_labels = DST_MAX_LABELS_DEFAULT;
@@ -1389,6 +1391,8 @@ static void dst_conn_down(struct dst *d)
 		return;
 	d->closing = 1;
 	loop_timer_stop(d->loop, &d->conn_timer);
+	loop_timer_stop(d->loop, &d->ka_timer);
+	d->ka_sent = 0;
 	loop_defer_cancel(d->loop, &d->flush);
 	dst_io_set(d, 0);
 	if (d->fd >= 0)
@@ -1483,6 +1487,39 @@ static void dst_flush_run(void *arg)
 		loop_defer(d->loop, &d->kick);
 }
 
+/* Keepalive: fires when the next PING is due (interval after the last one
+ * went) or when the one out must have been answered (timeout after it
+ * went). Loop time; h2 only tells whether the PING is unanswered. */
+static void dst_ka_cb(struct loop *loop, struct loop_timer *tm)
+{
+	struct dst *d = container_of(tm, struct dst, ka_timer);
+	uint64_t now = loop_now_ms(loop), iv = d->cfg.keepalive_interval_ms;
+	uint64_t to = d->cfg.keepalive_timeout_ms;
+	struct h2_conn *h2;
+
+	if (d->conn != DST_CONN_UP || !d->cl)
+		return;
+	h2 = grpc_client_h2(d->cl);
+	if (d->ka_sent && h2_ping_outstanding(h2, NULL)) {
+		if (now - d->ka_sent >= to) {
+			d->stats.keepalive_timeouts++;
+			dst_conn_down(d);
+			return;
+		}
+		loop_timer_arm(loop, &d->ka_timer, d->ka_sent + to - now);
+		return;
+	}
+	if (d->ka_sent && now - d->ka_sent < iv) {
+		loop_timer_arm(loop, &d->ka_timer, d->ka_sent + iv - now);
+		return;
+	}
+	if (h2_ping(h2) < 0)
+		return;   /* the connection is ending: the flush path closes */
+	d->ka_sent = now ? now : 1;
+	loop_timer_arm(loop, &d->ka_timer, to < iv ? to : iv);
+	dst_dirty(d);
+}
+
 static void dst_connected(struct dst *d)
 {
 	struct h2_limits lim;
@@ -1506,6 +1543,10 @@ static void dst_connected(struct dst *d)
 	(void)sock_set_nodelay(d->fd);
 	d->conn = DST_CONN_UP;
 	d->stats.connects++;
+	d->ka_sent = 0;
+	if (d->cfg.keepalive_interval_ms)
+		loop_timer_arm(d->loop, &d->ka_timer,
+		               d->cfg.keepalive_interval_ms);
 	for (t = d->all; t; t = t->next) {
 		dst_slot_start(d, t, DST_SLOT_GET);
 		dst_slot_start(d, t, DST_SLOT_PROFILE);
@@ -1621,6 +1662,9 @@ int dst_init(struct dst *d, struct loop *loop,
 	loop_defer_init(&d->kick, dst_kick_run, d);
 	loop_timer_init(&d->reconnect, dst_reconnect_cb);
 	loop_timer_init(&d->conn_timer, dst_conn_timer_cb);
+	loop_timer_init(&d->ka_timer, dst_ka_cb);
+	if (!d->cfg.keepalive_timeout_ms)
+		d->cfg.keepalive_timeout_ms = 1;
 	return 0;
 }
 
@@ -1642,6 +1686,7 @@ void dst_fini(struct dst *d)
 	dst_conn_down(d);
 	loop_timer_stop(d->loop, &d->reconnect);
 	loop_timer_stop(d->loop, &d->conn_timer);
+	loop_timer_stop(d->loop, &d->ka_timer);
 	loop_defer_cancel(d->loop, &d->flush);
 	loop_defer_cancel(d->loop, &d->notify);
 	loop_defer_cancel(d->loop, &d->kick);

@@ -19,6 +19,11 @@
  *    Update{add} on a (re)opened Get stream is the full set and replaces
  *    the endpoints; later adds and removes are deltas. A stream the server
  *    ends is reopened with backoff too;
+ *  - keepalive, as Linkerd's proxy does on its control-plane connection:
+ *    an HTTP/2 PING every keepalive interval (10 s); one not answered
+ *    within the keepalive timeout (3 s) means the controller is
+ *    unreachable (say a half-open TCP connection after a partition): the
+ *    connection is dropped and the reconnect path above takes over;
  *  - everything is bounded: targets, endpoints per target, label bytes,
  *    routes, message size, decode memory.
  *
@@ -58,6 +63,8 @@ struct dst_wait;
 #define DST_CONNECT_MS_DEFAULT 1000u
 #define DST_BACKOFF_MIN_DEFAULT 100u
 #define DST_BACKOFF_MAX_DEFAULT 10000u
+#define DST_KA_INTERVAL_DEFAULT 10000u  /* Linkerd's control-plane PINGs */
+#define DST_KA_TIMEOUT_DEFAULT 3000u
 #define DST_MAX_TARGETS_DEFAULT 10000u
 #define DST_MAX_ENDPOINTS_DEFAULT 10000u
 #define DST_MAX_LABELS_DEFAULT 32u         /* per endpoint / set */
@@ -203,6 +210,8 @@ struct dst_cfg {
 	uint32_t connect_timeout_ms; /* TCP connect: 1 s */
 	uint32_t backoff_min_ms;     /* reconnect/reopen backoff: 100 ms */
 	uint32_t backoff_max_ms;     /* ... up to 10 s, with jitter */
+	uint32_t keepalive_interval_ms; /* HTTP/2 PING every: 10 s; 0: none */
+	uint32_t keepalive_timeout_ms;  /* its ACK due within: 3 s */
 	uint32_t max_targets;        /* authorities: 10000 */
 	uint32_t max_endpoints;      /* per target: 10000 */
 	uint32_t max_labels;         /* per endpoint and per set: 32 */
@@ -229,6 +238,7 @@ struct dst_stats {
 	uint64_t stream_restarts;    /* streams reopened after an end */
 	uint64_t limited;            /* entries dropped by a limit */
 	uint64_t bad_messages;       /* messages that did not decode */
+	uint64_t keepalive_timeouts; /* connections dropped: PING unanswered */
 };
 
 enum dst_conn_st {
@@ -262,6 +272,8 @@ struct dst {
 	struct loop_defer kick;
 	struct loop_timer reconnect;
 	struct loop_timer conn_timer;
+	struct loop_timer ka_timer;  /* keepalive PING while UP */
+	uint64_t ka_sent;            /* loop time of the last PING, or 0 */
 	uint32_t attempt;            /* reconnect backoff step */
 	uint32_t rng;
 	struct dst_target **htab;

@@ -128,9 +128,17 @@ static int route_svc(const struct route_cfg *rc, const struct route_query *q,
 			           "resolved");
 			return ROUTE_DONE;
 		}
+		if (q->authority.len > sizeof(w->auth)) {
+			svc_wait_cancel(&w->sw);
+			route_fail(res, 503, "authority too long to resolve");
+			return ROUTE_DONE;
+		}
 		w->armed = 1;
 		w->rc = rc;
 		w->q = *q;
+		if (q->authority.p != w->auth)
+			memcpy(w->auth, q->authority.p, q->authority.len);
+		w->q.authority = str_make(w->auth, q->authority.len);
 		return ROUTE_PENDING;
 	case SVC_UNKNOWN:
 		*why = "no route: the destination service does not know "

@@ -35,6 +35,8 @@
 #define ROUTE_TCP_MAX 64        /* explicit TCP routes */
 #define ROUTE_MAX_EP 8          /* endpoints in one result */
 #define ROUTE_MAX_SELF 72       /* own listener addresses (loop check) */
+#define ROUTE_AUTH_MAX 264      /* authority bytes a pending lookup keeps
+                                 * (a 253-byte name and a port) */
 
 enum route_dir { ROUTE_INBOUND = 0, ROUTE_OUTBOUND = 1 };
 
@@ -105,8 +107,13 @@ struct route_wait {
 	int armed;           /* ro: 1 while a result is due */
 	const struct route_cfg *rc;   /* private */
 	struct route_query q;         /* private: what is being resolved;
-	                               * its pointers MUST stay valid while
-	                               * armed (h1 keeps the head in cli.in) */
+	                               * its address pointers MUST stay valid
+	                               * while armed (they point into the
+	                               * connection); the authority is copied
+	                               * into <auth>: the caller's bytes may
+	                               * move (h1 parses a head in the shared
+	                               * read buffer, then keeps it in cli.in) */
+	char auth[ROUTE_AUTH_MAX];    /* private */
 	struct svc_wait sw;           /* private */
 };
 

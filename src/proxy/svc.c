@@ -616,6 +616,10 @@ int svc_table_render(const struct svc_table *st, struct buf *out)
 	rc |= svc_metric(out, "destination_disconnects_total", "counter",
 	                 "Established Destination connections lost.",
 	                 d->disconnects);
+	rc |= svc_metric(out, "destination_keepalive_timeouts_total",
+	                 "counter", "Controller connections dropped because "
+	                 "an HTTP/2 keepalive PING went unanswered.",
+	                 d->keepalive_timeouts);
 	rc |= svc_metric(out, "destination_updates_total", "counter",
 	                 "Endpoint and profile updates received.", d->updates);
 	rc |= svc_metric(out, "destination_targets", "gauge",

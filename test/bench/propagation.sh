@@ -4,10 +4,11 @@
 # proxy, and the memory of the controller and the proxy at that size.
 # ./build.sh bench runs it after test/bench/run.sh; alone (as root):
 #
-#   test/bench/propagation.sh                 json, yaml, json-small; 100 changes each
-#   test/bench/propagation.sh --configs json --changes 20
+#   test/bench/propagation.sh                 json, yaml, json-small, dir; 100 changes each
+#   test/bench/propagation.sh --configs "json dir" --changes 20
 #
-# Options: --configs "json yaml json-small" (a subset, in that order);
+# Options: --configs "json yaml json-small dir dir-json" (a subset, in that
+# order);
 # --changes N (default 100); --spacing MS (pause after each change is seen,
 # default 300); --budget S (stop a config's changes after S seconds, default
 # 75: bounds the run on a loaded machine); --registry-interval DUR (passed to the controller; default:
@@ -23,15 +24,19 @@
 #   yaml        the same, registry.yaml
 #   json-small  100 services x 10 endpoints, JSON: the same path with a
 #               registry a tenth the size (separates the size-bound part)
-# meshd controller --registry FILE, meshd proxy --mode explicit resolving
+#   dir         the json/yaml content as a directory (registry.d/) of 1,000
+#               YAML files, one per service with its 10 workloads; a change
+#               rewrites that one file (hidden temporary, then rename)
+#   dir-json    the same with JSON files
+# meshd controller --registry FILE (or DIR), meshd proxy --mode explicit resolving
 # through it; one nginx (1 worker) on 0.0.0.0:18090 answers every endpoint
 # address (127.1.x.y, 127.2.x.y: all of 127/8 is loopback) with
 # "$server_addr", so the answer names the endpoint that served it.
 # The driver (propagation/driver.py) resolves 100 services through the proxy
 # (one request each), samples VmRSS / VmHWM of both processes, then makes
 # N changes, spaced: each replaces one resolved service's endpoint set by
-# one new address (whole file rewritten to a temporary name, then renamed
-# over the registry) and polls that service through the proxy (keep-alive,
+# one new address (whole file, or the service's fragment, rewritten to a
+# hidden temporary name, then renamed over it) and polls that service through the proxy (keep-alive,
 # requests back to back) until the new address answers. Propagation = that
 # answer - the instant before rename(2). The controller's log (generation
 # parsed; Destination applied, debug) splits it.
@@ -54,7 +59,7 @@ say() {
 	printf 'propagation [%4ds]: %s\n' $(( (t - s) / 1000000 )) "$*" >&2
 }
 
-configs="json yaml json-small"
+configs="json yaml json-small dir"
 changes=100
 spacing=300
 budget=75
@@ -89,7 +94,7 @@ case $changes in ''|*[!0-9]*|0) die "--changes wants a positive integer" ;; esac
 case $spacing in ''|*[!0-9]*) die "--spacing wants milliseconds" ;; esac
 case $budget in ''|*[!0-9]*|0) die "--budget wants seconds" ;; esac
 for c in $configs; do
-	case $c in json|yaml|json-small) ;; *) die "unknown config $c (json yaml json-small)" ;; esac
+	case $c in json|yaml|json-small|dir|dir-json) ;; *) die "unknown config $c (json yaml json-small dir dir-json)" ;; esac
 done
 
 [ "$(id -u)" = 0 ] || die "needs root (it creates a network namespace)"
@@ -219,18 +224,22 @@ say "machine ${quiet}% busy before the start"
 results=()
 failed=0
 run_config() {
-	local cfg=$1 n ext label dir reg ctl px rc dump=""
+	local cfg=$1 n ext label dir reg ctl px rc dump="" layout="--layout file" size
 	case $cfg in
 	json) n=1000 ext=json label="JSON" ;;
 	yaml) n=1000 ext=yaml label="YAML" ;;
 	json-small) n=100 ext=json label="JSON, 100 services (reference)" ;;
+	dir) n=1000 ext=yaml label="directory, 1,000 YAML files" ;;
+	dir-json) n=1000 ext=json label="directory, 1,000 JSON files" ;;
 	esac
 	dir=$work/$cfg
 	mkdir -p "$dir"
 	reg=$dir/registry.$ext
+	case $cfg in dir*) reg=$dir/registry.d layout="--layout dir --format $ext" ;; esac
 	[ $keep = 1 ] && dump="--metrics-dump $dir/proxy-metrics.txt"
-	"$PY" "$DRIVER" gen --registry "$reg" --services $n --endpoints 10 --port $O_PORT ||
+	"$PY" "$DRIVER" gen --registry "$reg" $layout --services $n --endpoints 10 --port $O_PORT ||
 		die "$cfg: cannot write the registry"
+	size=$(du -sb "$reg" | cut -f1)
 	spawn "$cfg-controller" "$cpu_ctl" "$MESHD" controller --registry "$reg" \
 		--destination-addr 127.0.0.1:$C_DST --admin-addr 127.0.0.1:$C_ADM \
 		--log-level info,controller.destination=debug ${interval:+--registry-interval "$interval"}
@@ -241,9 +250,9 @@ run_config() {
 		--admin-addr 127.0.0.1:$P_ADM --destination-addr 127.0.0.1:$C_DST
 	px=$SPAWNED
 	wait_port $P_OUT || { cat "$work/$cfg-proxy.log" >&2; die "$cfg: proxy did not start"; }
-	say "$cfg: $n services x 10 endpoints ($(stat -c %s "$reg") bytes); controller pid $ctl (CPU $cpu_ctl), proxy pid $px (CPU $cpu_px); $changes changes"
+	say "$cfg: $n services x 10 endpoints ($size bytes); controller pid $ctl (CPU $cpu_ctl), proxy pid $px (CPU $cpu_px); $changes changes"
 	timeout $((budget + 40)) ip netns exec "$NS" taskset -c "$cpu_px" "$PY" "$DRIVER" run \
-		--registry "$reg" --services $n --endpoints 10 --port $O_PORT \
+		--registry "$reg" $layout --services $n --endpoints 10 --port $O_PORT \
 		--proxy 127.0.0.1:$P_OUT --controller-pid "$ctl" --proxy-pid "$px" \
 		--proxy-admin 127.0.0.1:$P_ADM $dump \
 		--controller-log "$work/$cfg-controller.log" --label "$label" \

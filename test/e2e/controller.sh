@@ -13,6 +13,9 @@
 # (1,000 services, 10,000 endpoints, 200 streams): change latency and RSS;
 # and a slow raw-HTTP/2 client (python3-h2) that stalls its window while the
 # registry changes five times: it is told the newest state, coalesced.
+# Keepalive: a raw HTTP/2 client that never ACKs PINGs is closed after about
+# --keepalive-interval + --keepalive-timeout (counted, logged), while a
+# grpcio stream on the same controller stays up across several intervals.
 #
 # Every process started here is recorded and ended by the EXIT trap; every
 # client call has a timeout.
@@ -25,7 +28,7 @@ M=$MESHD_BIN
 unset MESHD_ROLES MESHD_REGISTRY MESHD_REGISTRY_INTERVAL MESHD_DESTINATION_ADDR \
 	MESHD_ADMIN_ADDR MESHD_CLUSTER_DOMAIN MESHD_MAX_STREAMS MESHD_MAX_CONNECTIONS \
 	MESHD_MAX_STREAMS_PER_CONNECTION MESHD_IDLE_TIMEOUT MESHD_SHUTDOWN_GRACE \
-	MESHD_LOG_LEVEL MESHD_LOG_FORMAT
+	MESHD_LOG_LEVEL MESHD_LOG_FORMAT MESHD_KEEPALIVE_INTERVAL MESHD_KEEPALIVE_TIMEOUT
 
 if ! "$PY" -c 'import grpc, grpc_tools, google.protobuf' 2>/dev/null; then
 	echo "ok 1 - controller e2e # SKIP $PY lacks python3-grpcio/python3-grpc-tools"
@@ -56,10 +59,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-read -r GP AP GP2 AP2 GP3 AP3 GP4 AP4 <<<"$(
+read -r GP AP GP2 AP2 GP3 AP3 GP4 AP4 GP5 AP5 <<<"$(
 	"$PY" - <<'EOF'
 import socket
-ss = [socket.socket() for _ in range(8)]
+ss = [socket.socket() for _ in range(10)]
 for s in ss:
     s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in ss))
@@ -206,6 +209,8 @@ check_fails "registry role without --registry: exit 2" 2 "$M" controller
 check_fails "bad --destination-addr: exit 2" 2 "$M" controller --registry "$REG" \
 	--destination-addr nowhere
 check_fails "bad flag: exit 2" 2 "$M" controller --no-such-flag
+check_out "--keepalive-timeout 0: one-line error" '^meshd controller: --keepalive-timeout must be' \
+	"$M" controller --registry "$REG" --keepalive-timeout 0
 check_out "MESHD_ROLES is read" 'unknown role "envrole"' \
 	env MESHD_ROLES=envrole "$M" controller --registry "$REG"
 check_fails "broken registry at start: exit 1" 1 timeout 10 "$M" controller --registry "$tmp/broken.yaml" \
@@ -508,3 +513,33 @@ EOF
 	wait "$C4"; rc=$?
 	check_out "slow client: SIGTERM exit 0 with a stalled stream" '^0$' echo "$rc"
 fi
+
+# ---- keepalive: a peer that never ACKs PINGs is closed; grpcio stays ----
+"$M" controller --registry "$REG" --registry-interval 100ms \
+	--destination-addr "127.0.0.1:$GP5" --admin-addr "127.0.0.1:$AP5" \
+	--keepalive-interval 1s --keepalive-timeout 1s \
+	--log-level info >"$tmp/ctl5.log" 2>&1 &
+C5=$!
+pids+=($C5)
+wait_port "$GP5" && wait_port "$AP5"
+W5=$tmp/ka-web.jsonl
+dstw "127.0.0.1:$GP5" get web.default.svc.cluster.local:8080 "$W5" 600 &
+pids+=($!)
+check "keepalive: grpcio stream open" expect "$W5" 1 "'add' in m" 10
+res=$(timeout 20 "$PY" "$top/test/e2e/controller/noack.py" "127.0.0.1:$GP5" 10)
+echo "# keepalive: PING-deaf client: $res"
+check "keepalive: a client that never ACKs is closed after interval + timeout (1.5-3.5 s)" \
+	"$PY" -c "import json, sys; d = json.loads(sys.argv[1]); sys.exit(not (d['closed_after'] is not None and 1.5 <= d['closed_after'] <= 3.5 and d['pings'] >= 1))" "$res"
+check_out "keepalive: closed connections counted" '^1$' \
+	bash -c "curl -s --max-time 5 'http://127.0.0.1:$AP5/metrics' | awk '\$1 == \"destination_keepalive_timeouts_total\" { print \$2 }'"
+check_out "keepalive: logged at info" 'keepalive PING not answered' cat "$tmp/ctl5.log"
+sleep 1.5   # the grpcio stream has now lived through 4+ PING intervals
+check "keepalive: the grpcio stream is still up (one message, no status)" \
+	expect "$W5" 1 "len(ms) == 1 and 'status' not in ms[-1]"
+check_out "keepalive: grpcio connection never timed out" '^1$' \
+	bash -c "curl -s --max-time 5 'http://127.0.0.1:$AP5/metrics' | awk '\$1 == \"destination_keepalive_timeouts_total\" { print \$2 }'"
+kill -TERM "$C5"
+wait "$C5"; rc=$?
+check_out "keepalive: SIGTERM exit 0" '^0$' echo "$rc"
+check "keepalive: the grpcio stream ended only at shutdown (UNAVAILABLE)" \
+	expect "$W5" 2 "m.get('status') == 'UNAVAILABLE'" 5

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# meshd demo: the A/B/C app in meshed network-namespace pods, its golden
-# metrics table, and its cleanup (normal end, Ctrl-C, SIGKILL, failures).
+# meshd demo: the A/B/C app in meshed network-namespace pods (two replicas
+# of B) with the controller in its own pod, the apps calling each other by
+# name, its golden metrics table with the endpoints that answered, and its
+# cleanup (normal end, Ctrl-C, SIGKILL, failures).
 #
 # "Nothing left behind" is checked two ways: no namespace named after the
 # demo's PID remains, and no process anywhere still lives in one of the
@@ -35,19 +37,34 @@ ns_inodes() {
 	done
 }
 
+# ns_pids INODES_FILE: the PIDs of the processes in one of the recorded
+# namespaces (one stat for all of /proc: quick even on a loaded machine).
+ns_pids() {
+	stat -L -c '%i %n' /proc/[0-9]*/ns/net 2>/dev/null |
+		awk 'NR == FNR { want[$1] = 1; next }
+		     ($1 in want) { split($2, f, "/"); print f[3] }' "$1" -
+}
+
 # left_behind PID INODES_FILE: prints what the demo left: its namespaces by
 # name, and every process still in one of the recorded namespaces.
 left_behind() {
-	local f ino p
+	local f p
 	for f in /var/run/netns/meshd-demo-"$1"-*; do
 		[ -e "$f" ] && echo "namespace ${f##*/}"
 	done
-	for p in /proc/[0-9]*; do
-		ino=$(stat -L -c %i "$p/ns/net" 2>/dev/null) || continue
-		if grep -qx "$ino" "$2"; then
-			echo "process ${p#/proc/} ($(tr '\0' ' ' < "$p/cmdline" 2>/dev/null))"
-		fi
+	for p in $(ns_pids "$2"); do
+		[ -e "/proc/$p" ] &&
+			echo "process $p ($(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null))"
 	done
+}
+
+# uids_in INODES_FILE: "UID xCOUNT " for the processes in the namespaces.
+uids_in() {
+	local p files=()
+	for p in $(ns_pids "$1"); do files+=("/proc/$p/status"); done
+	[ ${#files[@]} = 0 ] && return
+	awk '/^Uid:/ {print $2}' "${files[@]}" 2>/dev/null |
+		sort | uniq -c | awk '{printf "%s x%s ", $2, $1}'
 }
 
 # start_demo NAME ARGS...: runs meshd demo in the background (output in
@@ -63,18 +80,27 @@ start_demo() {
 }
 
 # record_while_running PID FILE: collects the demo's namespace inodes until
-# its pods exist (the first table) or it ends.
+# its pods exist (node, controller, a, b, b2, c; the first table) or it ends.
 record_while_running() {
 	local i
 	: > "$2"
 	for ((i = 0; i < 400; i++)); do
 		ns_inodes "$1" >> "$2"
 		sort -u -o "$2" "$2"
-		[ "$(wc -l < "$2")" -ge 4 ] && grep -q -- '--- t=' "$tmp/$3.out" && return 0
+		[ "$(wc -l < "$2")" -ge 6 ] && grep -q -- '--- t=' "$tmp/$3.out" && return 0
 		kill -0 "$1" 2>/dev/null || return 1
 		sleep 0.1
 	done
 	return 1
+}
+
+# metrics PID POD: the /metrics of the proxy in pod POD of demo PID, fetched
+# from inside the pod (bash's /dev/tcp: no client needed in the pod).
+metrics() {
+	timeout 5 ip netns exec "meshd-demo-$1-$2" bash -c '
+		exec 3<>/dev/tcp/127.0.0.1/4191 || exit 1
+		printf "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n" >&3
+		cat <&3' 2>&1
 }
 
 if [ ! -x "$APP" ]; then
@@ -85,21 +111,57 @@ fi
 # --- a normal 20 s run ---------------------------------------------------
 start_demo run --duration 20s
 record_while_running "$demo" "$tmp/run.ino" run
-e2e_report $? "the demo created its node and three pods" "$(cat "$tmp/run.out")"
-# the children (proxies as 2102, apps as 1000) exist while it runs
-# (scanned a few times: on a loaded machine a child may be between exec and
-# its namespace when the first table appears)
+e2e_report $? "the demo created its node, the controller's pod and four pods" \
+	"$(cat "$tmp/run.out")"
+# the children (proxies as 2102, apps as 1000, the controller as 2103)
+# exist while it runs (scanned a few times: on a loaded machine a child may
+# be between exec and its namespace when the first table appears)
 for try in 1 2 3 4 5; do
-	kids=$(for p in /proc/[0-9]*; do
-		ino=$(stat -L -c %i "$p/ns/net" 2>/dev/null) || continue
-		grep -qx "$ino" "$tmp/run.ino" && awk '/^Uid:/ {print $2}' "$p/status"
-	done | sort | uniq -c | awk '{printf "%s x%s ", $2, $1}')
+	kids=$(uids_in "$tmp/run.ino")
 	case $kids in
-	*"1000 x3"*"2102 x3"* | *"2102 x3"*"1000 x3"*) rc=0; break ;;
+	*"1000 x4 "*"2102 x4 2103 x1 "*) rc=0; break ;;
 	*) rc=1; sleep 0.5 ;;
 	esac
 done
-e2e_report $rc "three proxies run as uid 2102 and three apps as uid 1000" "uids: $kids"
+e2e_report $rc "four proxies run as uid 2102, four apps as uid 1000, the controller as 2103" \
+	"uids: $kids"
+stat -L -c %i "/var/run/netns/meshd-demo-$demo-controller" > "$tmp/ctl.ino" 2>/dev/null
+ctl=$(for p in $(ns_pids "$tmp/ctl.ino"); do
+	tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null
+	echo
+done)
+check_out "meshd controller runs in its own pod, with the demo's registry" \
+	"^meshd controller --registry /tmp/meshd-demo-$demo\.[^ ]+/registry\.yaml " echo "$ctl"
+# every proxy is connected to the controller, and a's proxy sends a's
+# requests for b.demo.svc.cluster.local:8080 to both replicas of b
+ip_of() { awk -v p="$1" '$1 == "pod" && $2 == p {print $3; exit}' "$tmp/run.out"; }
+ipb=$(ip_of b) ipb2=$(ip_of b2)
+# (tried until it holds or the demo ends; the reasons of the last try made
+# while the pods still existed are reported)
+seen="the demo ended before the check"
+why=$seen
+while kill -0 "$demo" 2>/dev/null; do
+	why=
+	for pod in a b b2 c; do
+		m=$(metrics "$demo" "$pod")
+		grep -qx 'destination_connected 1' <<< "$m" ||
+			why="$why pod $pod: $(grep -E '^destination_connected|^HTTP/|annot' <<< "$m" | head -n 1);"
+	done
+	m=$(metrics "$demo" a)
+	toward_b=$(grep -E '^request_total\{' <<< "$m" | grep 'direction="outbound"' |
+		grep 'authority="b\.demo\.svc\.cluster\.local:8080"')
+	for ip in "$ipb" "$ipb2"; do
+		grep -q "target_addr=\"$ip:8080\"" <<< "$toward_b" ||
+			why="$why no request of a for b went to $ip;"
+	done
+	[ -z "$why" ] && break
+	kill -0 "$demo" 2>/dev/null && seen="$why
+$toward_b"
+	sleep 0.5
+done
+e2e_report "$([ -z "$why" ] && echo 0 || echo 1)" \
+	"every proxy shows destination_connected 1; a's requests for b reach b ($ipb) and b2 ($ipb2)" \
+	"$seen"
 wait "$demo"
 rc=$?
 e2e_report $rc "meshd demo --duration 20s exits 0" "status $rc: $(tail -n 20 "$tmp/run.out")"
@@ -107,8 +169,10 @@ out=$(cat "$tmp/run.out")
 # The last table (t=20s) holds the steady state.
 last=$(awk '/^--- t=/ {buf = ""} {buf = buf $0 "\n"} END {printf "%s", buf}' "$tmp/run.out")
 check_out "four tables were printed (every 5 s)" '^4$' bash -c "grep -c -- '^--- t=' '$tmp/run.out'"
-check_out "the table has its header" 'POD +DIRECTION +EDGE +PROTOCOL +SUCCESS +RPS +P50 +P95 +P99' \
+check_out "the table has its header" 'POD +DIRECTION +EDGE +PROTOCOL +SUCCESS +RPS +P50 +P95 +P99 +ENDPOINTS' \
 	echo "$last"
+check_out "the table says every proxy is connected to the controller" \
+	'^controller 10\.213\.0\.10:8086: 4 of 4 proxies connected$' echo "$last"
 # edge EDGE PROTO: the outbound row of EDGE shows PROTO, 100.00 % and rps > 0
 edge() {
 	echo "$last" | awk -v e="$1" -v p="$2" '
@@ -121,14 +185,36 @@ edge() {
 		}
 		END { if (!found) { print "no row"; exit 1 } }'
 }
-for e in "a -> b:http/1.1" "a -> c:http/1.1" "b -> c:grpc" "c -> b:grpc"; do
+for e in "a -> b:http/1.1" "a -> c:http/1.1" "b -> c:grpc" "b2 -> c:grpc" "c -> b:grpc"; do
 	why=$(edge "${e%:*}" "${e#*:}")
 	e2e_report $? "edge ${e%:*} (${e#*:}): 100% success, rps > 0, latency" "$why
 $last"
 done
-check_out "inbound rows for b and c show the traffic they serve" \
-	'b +inbound .*grpc +100\.00%' echo "$last"
-check_out "it reports its cleanup" 'cleaned up: 6 processes stopped, 4 namespaces deleted' \
+# endpoints EDGE ALLOWED: the ENDPOINTS of EDGE's outbound row name only
+# pods of ALLOWED ("b b2"), each with a share, and at least one
+endpoints() {
+	echo "$last" | awk -v e="$1" -v ok=" $2 " '
+		$2 == "outbound" && $3 " " $4 " " $5 == e {
+			found = 1
+			if (NF < 13) { print "no endpoints"; exit 1 }
+			for (i = 12; i < NF; i += 2) {
+				if (index(ok, " " $i " ") == 0) { print "endpoint " $i; exit 1 }
+				if ($(i + 1) !~ /^[0-9]+%$/) { print "share " $(i + 1); exit 1 }
+			}
+		}
+		END { if (!found) { print "no row"; exit 1 } }'
+}
+for e in "a -> b:b b2" "a -> c:c" "b -> c:c" "c -> b:b b2"; do
+	why=$(endpoints "${e%:*}" "${e#*:}")
+	e2e_report $? "edge ${e%:*}: its endpoints are among ${e#*:}" "$why
+$last"
+done
+# over the whole run, a's calls to b were balanced over both replicas
+check_out "the table shows a's calls to b answered by b and b2" \
+	'^a +outbound +a -> b +http/1\.1 .* (b [0-9]+% b2|b2 [0-9]+% b) [0-9]+%' cat "$tmp/run.out"
+check_out "inbound rows for b, b2 and c show the traffic they serve" \
+	'b2 +inbound .*grpc +100\.00%' echo "$last"
+check_out "it reports its cleanup" 'cleaned up: 9 processes stopped, 6 namespaces deleted' \
 	echo "$out"
 left=$(left_behind "$demo" "$tmp/run.ino"; ls -d /tmp/meshd-demo-"$demo".* 2>/dev/null)
 e2e_report "$([ -z "$left" ] && echo 0 || echo 1)" \
@@ -174,7 +260,7 @@ record_while_running "$demo" "$tmp/fail.ino" fail
 wait "$demo"
 rc=$?
 e2e_report "$([ $rc = 1 ] && echo 0 || echo 1)" "a dying app: exit status 1" "status $rc"
-check_out "a dying app: named in the error" 'the app of pod [abc] exited with status 1' \
+check_out "a dying app: named in the error" 'the app of pod (a|b|b2|c) exited with status 1' \
 	cat "$tmp/fail.out"
 left=$(left_behind "$demo" "$tmp/fail.ino")
 e2e_report "$([ -z "$left" ] && echo 0 || echo 1)" "a dying app: nothing left behind" "$left"

@@ -44,6 +44,7 @@ struct fk_conn {
 	int events;
 	struct grpc_server *s;
 	struct buf out;
+	int mute;                   /* stopped reading and writing */
 	struct fk_conn *next;
 };
 
@@ -156,6 +157,8 @@ static void fk_conn_io(struct ev_loop *ev, ev_io *w, int revents)
 	int i;
 
 	(void)ev;
+	if (c->mute)
+		return;
 	if (revents & EV_READ) {
 		n = read(c->fd, b, sizeof(b));
 		if (n == 0 || (n < 0 && errno != EAGAIN)) {
@@ -178,6 +181,8 @@ static void fk_conn_flush(struct fk_conn *c)
 	int ev = EV_READ;
 	ssize_t n;
 
+	if (c->mute)
+		return;
 	for (;;) {
 		if (buf_len(&c->out)) {
 			n = write(c->fd, buf_data(&c->out), buf_len(&c->out));
@@ -267,6 +272,23 @@ static void fk_stop(struct fk *f)
 		ev_io_stop(f->loop->ev, &f->lio);
 		close(f->lfd);
 		f->lfd = -1;
+	}
+}
+
+/* Every open connection goes silent, socket still open (a half-open
+ * connection after a partition, a hung controller): nothing is read any
+ * more, nothing answered. Its calls are forgotten. New connections work. */
+static void fk_mute(struct fk *f)
+{
+	struct fk_conn *c;
+	int i;
+
+	for (c = f->conns; c; c = c->next) {
+		c->mute = 1;
+		ev_io_stop(f->loop->ev, &c->io);
+		for (i = 0; i < FK_CALLS; i++)
+			if (f->calls[i].call && f->calls[i].conn == c)
+				f->calls[i].call = NULL;
 	}
 }
 
@@ -1051,4 +1073,75 @@ TEST(fini_with_live_targets_and_waiters)
 	fx_fini(&x);                     /* must not leak or call back */
 	CHECK(!w.w.armed && w.calls == 0);
 	CHECK_STR(dst_conn_st_str(DST_CONN_UP), "up");
+}
+
+TEST(keepalive_finds_a_silent_controller_and_reconnects)
+{
+	struct api_pb_weighted_addr wa[1];
+	struct api_pb_update u;
+	struct ab st[1];
+	struct dst_cfg cfg;
+	struct fk_call *g;
+	struct dst_target *t;
+	struct fx x;
+	double t0, took;
+
+	fx_cfg(&cfg);
+	cfg.keepalive_interval_ms = 30;
+	cfg.keepalive_timeout_ms = 20;
+	REQUIRE(fx_init(&x, &cfg) == 0);
+	t = fx_open(&x, "k.ns:80", &g, NULL);
+	REQUIRE(t && g);
+	mk_wa(&wa[0], &st[0], 9, 80, 0);
+	u = upd_add(wa, 1);
+	fk_send(&x.f, g, &api_pb_update_desc, &u);
+	REQUIRE(RUN_UNTIL(&x.loop, 500, t->state == DST_RESOLVED));
+	/* a controller that answers keeps the connection through many
+	 * keepalive rounds */
+	run_for(&x.loop, 150);
+	CHECK(x.d.conn == DST_CONN_UP);
+	CHECK(x.d.stats.connects == 1 && x.d.stats.disconnects == 0);
+	CHECK(x.d.stats.keepalive_timeouts == 0);
+	CHECK(!t->stale);
+	/* it goes silent (TCP still up): dropped within interval + timeout,
+	 * the target stays, stale, and the client reconnects */
+	fk_mute(&x.f);
+	t0 = t_dst_ms();
+	REQUIRE(RUN_UNTIL(&x.loop, 1000, x.d.stats.keepalive_timeouts == 1));
+	took = t_dst_ms() - t0;
+	CHECK(took <= 30 + 20 + 100);
+	if (took > 150)
+		printf("#   keepalive timeout after %.0f ms\n", took);
+	CHECK(x.d.stats.disconnects == 1);
+	CHECK(t->state == DST_RESOLVED && t->stale && t->nep == 1);
+	REQUIRE(RUN_UNTIL(&x.loop, 500, x.d.stats.connects == 2 &&
+	                  fk_find(&x.f, DST_SLOT_GET, "k.ns:80")));
+	CHECK(x.f.accepted == 2);
+	g = fk_find(&x.f, DST_SLOT_GET, "k.ns:80");
+	fk_send(&x.f, g, &api_pb_update_desc, &u);
+	REQUIRE(RUN_UNTIL(&x.loop, 500, !t->stale));
+	CHECK(t->nep == 1 && ep_is(t, 0, "10.0.0.9:80"));
+	CHECK(x.d.stats.keepalive_timeouts == 1);
+	dst_target_unref(t);
+	fx_fini(&x);
+}
+
+TEST(keepalive_disabled_sends_no_ping)
+{
+	struct dst_cfg cfg;
+	struct fk_call *g;
+	struct dst_target *t;
+	struct fx x;
+
+	fx_cfg(&cfg);
+	cfg.keepalive_interval_ms = 0;
+	cfg.keepalive_timeout_ms = 5;
+	REQUIRE(fx_init(&x, &cfg) == 0);
+	t = fx_open(&x, "z.ns:80", &g, NULL);
+	REQUIRE(t && g);
+	fk_mute(&x.f);
+	run_for(&x.loop, 60);
+	CHECK(x.d.conn == DST_CONN_UP && x.d.stats.keepalive_timeouts == 0);
+	dst_target_unref(t);
+	fx_fini(&x);
 }

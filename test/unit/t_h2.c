@@ -1775,3 +1775,155 @@ TEST(abort_by_owner)
 	tp_fini(&cl);
 	tp_fini(&sv);
 }
+
+/* ---- keepalive PINGs (h2_ping) ------------------------------------------- */
+
+/* The PING frames without ACK in <p>[<n>] (the server's output): how many,
+ * and the opaque of the last one in *<last>. */
+static int ka_pings_seen(const char *p, size_t n, uint64_t *last)
+{
+	const uint8_t *u = (const uint8_t *)p;
+	size_t off = 0, len;
+	int cnt = 0, i;
+
+	if (n >= 24 && memcmp(p, "PRI * HTTP/2.0", 14) == 0)
+		off = 24;
+	while (off + 9 <= n) {
+		len = ((size_t)u[off] << 16) | ((size_t)u[off + 1] << 8) |
+		      u[off + 2];
+		if (off + 9 + len > n)
+			break;
+		if (u[off + 3] == H2F_PING && !(u[off + 4] & H2F_ACK) &&
+		    len == 8) {
+			cnt++;
+			*last = 0;
+			for (i = 0; i < 8; i++)
+				*last = (*last << 8) | u[off + 9 + i];
+		}
+		off += 9 + len;
+	}
+	return cnt;
+}
+
+TEST(keepalive_ping_goes_out_and_its_ack_clears_it)
+{
+	size_t base = heap_bytes();
+	struct tp cl, sv;
+	uint64_t sent = 0;
+	int i;
+
+	REQUIRE(tp_init(&cl, H2_CLIENT, NULL, 64u << 10) == 0);
+	REQUIRE(tp_init(&sv, H2_SERVER, NULL, 64u << 10) == 0);
+	tp_pump(&cl, &sv);
+	CHECK(h2_ping_outstanding(cl.c, &sent) == 0);
+	cl.now += 5;
+	CHECK(h2_ping(cl.c) == 0);
+	CHECK(h2_ping_outstanding(cl.c, &sent) == 1);
+	CHECK(sent == cl.now);
+	CHECK(h2_ping_outstanding(cl.c, NULL) == 1);
+	/* one at a time */
+	CHECK(h2_ping(cl.c) == -EALREADY);
+	CHECK(h2_want_write(cl.c));
+	tp_pump(&cl, &sv);
+	CHECK(h2_ping_outstanding(cl.c, &sent) == 0);
+	/* both roles; a second round works; many rounds (more than max_ping
+	 * per window on our side's ACK count) break nothing */
+	for (i = 0; i < 300; i++) {
+		cl.now += 1000;
+		sv.now += 1000;
+		CHECK(h2_ping(cl.c) == 0);
+		CHECK(h2_ping(sv.c) == 0);
+		tp_pump(&cl, &sv);
+		CHECK(!h2_ping_outstanding(cl.c, NULL));
+		CHECK(!h2_ping_outstanding(sv.c, NULL));
+	}
+	CHECK(h2_close_reason(cl.c) == NULL);
+	CHECK(h2_close_reason(sv.c) == NULL);
+	CHECK(h2_glitches(cl.c) == 0);
+	CHECK(h2_glitches(sv.c) == 0);
+	/* streams still work after all that */
+	sv.respond = 1;
+	sv.resp_len = 10;
+	i = tp_request(&cl, "GET", "/", 0);
+	tp_pump(&cl, &sv);
+	CHECK(tp_st(&cl, i)->rx == 10);
+	/* a dead connection refuses */
+	h2_abort(cl.c, H2_CANCEL, "eof");
+	CHECK(h2_ping(cl.c) == -EPIPE);
+	tp_fini(&cl);
+	tp_fini(&sv);
+	CHECK(heap_bytes() == base);
+}
+
+TEST(keepalive_acks_never_count_as_a_ping_flood)
+{
+	struct raw r;
+	uint64_t op = 0;
+	int i;
+
+	REQUIRE(raw_init(&r, NULL) == 0);
+	h2f_client_start(&r.in);
+	raw_feed(&r, 0, 1);
+	/* 500 keepalive rounds inside one flood window (limit 100): each
+	 * ACK answers a PING we sent, so none is counted */
+	for (i = 0; i < 500; i++) {
+		buf_consume(&r.seen, buf_len(&r.seen));
+		CHECK(h2_ping(r.srv.c) == 0);
+		raw_drain(&r);
+		REQUIRE(ka_pings_seen(buf_data(&r.seen), buf_len(&r.seen),
+		                      &op) == 1);
+		h2f_ping(&r.in, 1, op);
+		raw_feed(&r, 0, 1);
+		CHECK(!h2_ping_outstanding(r.srv.c, NULL));
+	}
+	CHECK(h2_close_reason(r.srv.c) == NULL);
+	CHECK(h2_glitches(r.srv.c) == 0);
+	raw_fini(&r);
+}
+
+TEST(keepalive_unanswered_stays_outstanding_stray_acks_ignored)
+{
+	size_t base = heap_bytes();
+	struct raw r;
+	uint64_t op = 0, sent = 0, t0;
+	int i;
+
+	REQUIRE(raw_init(&r, NULL) == 0);
+	h2f_client_start(&r.in);
+	raw_feed(&r, 0, 1);
+	buf_consume(&r.seen, buf_len(&r.seen));
+	t0 = r.srv.now;
+	CHECK(h2_ping(r.srv.c) == 0);
+	raw_drain(&r);
+	REQUIRE(ka_pings_seen(buf_data(&r.seen), buf_len(&r.seen), &op) == 1);
+	/* the peer goes on talking (its own PINGs, paced) but never ACKs */
+	for (i = 0; i < 20; i++) {
+		r.srv.now += 10000;
+		h2f_ping(&r.in, 0, (uint64_t)i);
+		raw_feed(&r, 0, 1);
+		CHECK(h2_ping(r.srv.c) == -EALREADY);
+	}
+	CHECK(h2_ping_outstanding(r.srv.c, &sent) == 1);
+	CHECK(sent == t0);
+	CHECK(r.st.ping_ack == 20);
+	/* only one keepalive PING ever went out */
+	CHECK(ka_pings_seen(buf_data(&r.seen), buf_len(&r.seen), &op) == 1);
+	/* an ACK of another opaque (a stray one, graceful shutdown's) does
+	 * not clear it */
+	h2f_ping(&r.in, 1, 42);
+	h2f_ping(&r.in, 1, 0x6d65736864676100ull);  /* "meshdga\0" */
+	raw_feed(&r, 0, 1);
+	CHECK(h2_ping_outstanding(r.srv.c, NULL) == 1);
+	CHECK(h2_close_reason(r.srv.c) == NULL);
+	/* the right one does; a repeat of it is a mere glitch */
+	h2f_ping(&r.in, 1, op);
+	raw_feed(&r, 0, 1);
+	CHECK(h2_ping_outstanding(r.srv.c, NULL) == 0);
+	h2f_ping(&r.in, 1, op);
+	raw_feed(&r, 0, 1);
+	CHECK(h2_ping_outstanding(r.srv.c, NULL) == 0);
+	CHECK(h2_close_reason(r.srv.c) == NULL);
+	CHECK(h2_ping(r.srv.c) == 0);
+	raw_fini(&r);
+	CHECK(heap_bytes() == base);
+}

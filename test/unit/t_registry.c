@@ -3,16 +3,22 @@
  * registry, defaults, every error class with its exact file:line:col,
  * selector resolution, endpoint order and de-duplication, authority
  * splitting, route matching, limits, allocation failures, reloading a
- * watched file on a real loop, and a 1,000-service / 10,000-workload file.
+ * watched file on a real loop, and a 1,000-service / 10,000-workload file;
+ * directory mode: fragments equal to one file, a change re-parsing only
+ * its fragment (seen through inotify alone), fragments added and removed,
+ * duplicates across files and broken fragments refused with the previous
+ * registry kept, and 1,000 fragments (the assembly time is printed).
  *
  * The example files are read from examples/registry/ relative to the
  * current directory (the runner runs from the repository root).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -943,6 +949,10 @@ struct t_reg_w {
 	int (*until)(struct t_reg_w *t);
 	int timed_out;
 	char path[128];
+	int want_calls;            /* for t_reg_w_calls_n */
+	uint64_t want_errors;      /* for t_reg_w_errors_n */
+	double until_ms;           /* for t_reg_w_time */
+	int oldfd;                 /* directory tests: the log's fd */
 };
 
 static void t_reg_w_cb(void *arg, struct registry *r)
@@ -1010,6 +1020,26 @@ static int t_reg_w_err1(struct t_reg_w *t) { return t->w.errors == 1; }
 static int t_reg_w_calls3(struct t_reg_w *t) { return t->calls == 3; }
 static int t_reg_w_err2(struct t_reg_w *t) { return t->w.errors == 2; }
 static int t_reg_w_calls4(struct t_reg_w *t) { return t->calls == 4; }
+static int t_reg_w_calls_n(struct t_reg_w *t)
+{
+	return t->calls >= t->want_calls;
+}
+static int t_reg_w_errors_n(struct t_reg_w *t)
+{
+	return t->w.errors >= t->want_errors;
+}
+static double t_reg_now_ms(void);
+static int t_reg_w_time(struct t_reg_w *t)
+{
+	return t_reg_now_ms() >= t->until_ms;
+}
+
+/* Runs the loop for <ms> milliseconds. */
+static void t_reg_w_idle(struct t_reg_w *t, double ms)
+{
+	t->until_ms = t_reg_now_ms() + ms;
+	CHECK(t_reg_w_run(t, t_reg_w_time));
+}
 
 TEST(watch_reloads_keeps_the_last_good_and_recovers)
 {
@@ -1178,4 +1208,459 @@ TEST(big_file_1000_services_10000_workloads)
 	registry_free(rj);
 	buf_free(&y);
 	buf_free(&j);
+}
+
+/* ---- a watched directory of fragments ---- */
+
+/* A fresh t_reg_w on a new directory /tmp/t_registry_dir_PID_<tag>. */
+static struct t_reg_w *t_dir_new(const char *tag)
+{
+	struct t_reg_w *t = mem_calloc(1, sizeof(*t));
+	char err[256];
+
+	if (!t)
+		return NULL;
+	t->oldfd = log_set_fd(-1);    /* info lines, expected warnings */
+	snprintf(t->path, sizeof(t->path), "/tmp/t_registry_dir_%d_%s",
+	         (int)getpid(), tag);
+	mkdir(t->path, 0700);
+	loop_timer_init(&t->check, t_reg_w_check);
+	loop_timer_init(&t->guard, t_reg_w_guard);
+	if (loop_init(&t->loop, err, sizeof(err)) < 0) {
+		log_set_fd(t->oldfd);
+		mem_free(t);
+		return NULL;
+	}
+	return t;
+}
+
+/* Writes fragment <name> as the recommended way: a hidden temporary file
+ * in the same directory, renamed over it. */
+static int t_dir_put(struct t_reg_w *t, const char *name, const char *text)
+{
+	char tmp[300], path[300];
+	ssize_t n;
+	int fd;
+
+	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", t->path, name);
+	snprintf(path, sizeof(path), "%s/%s", t->path, name);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0)
+		return -1;
+	n = write(fd, text, strlen(text));
+	close(fd);
+	if (n != (ssize_t)strlen(text))
+		return -1;
+	return rename(tmp, path);
+}
+
+static int t_dir_rm(struct t_reg_w *t, const char *name)
+{
+	char path[300];
+
+	snprintf(path, sizeof(path), "%s/%s", t->path, name);
+	return unlink(path);
+}
+
+/* Stops the watch and removes the directory with everything in it. */
+static void t_dir_done(struct t_reg_w *t)
+{
+	struct dirent *de;
+	DIR *d;
+
+	registry_watch_stop(&t->w);
+	registry_free(t->got);
+	loop_timer_stop(&t->loop, &t->check);
+	loop_timer_stop(&t->loop, &t->guard);
+	loop_destroy(&t->loop);
+	/* our own directory: files and empty subdirectories only */
+	d = opendir(t->path);
+	if (d) {
+		while ((de = readdir(d)))
+			if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+				if (unlinkat(dirfd(d), de->d_name, 0) < 0)
+					unlinkat(dirfd(d), de->d_name,
+					         AT_REMOVEDIR);
+		closedir(d);
+	}
+	CHECK(rmdir(t->path) == 0);
+	log_set_fd(t->oldfd);
+	mem_free(t);
+}
+
+static const char t_dir_a[] =
+	"services:\n"
+	"- {name: web, ports: [{port: 80, target_port: 8080}],\n"
+	"   selector: {app: web}, routes: [{name: r, path_prefix: /}]}\n"
+	"workloads:\n"
+	"- {name: web-1, addresses: [10.0.0.1], labels: {app: web}}\n";
+static const char t_dir_b[] =
+	"{\"workloads\": [\n"
+	" {\"name\": \"web-2\", \"addresses\": [\"10.0.0.2\"],\n"
+	"  \"labels\": {\"app\": \"web\"}},\n"
+	" {\"name\": \"api-1\", \"namespace\": \"prod\",\n"
+	"  \"addresses\": [\"10.0.1.1\", \"10.0.0.1\"],\n"
+	"  \"labels\": {\"app\": \"api\"}}]}\n";
+static const char t_dir_c[] =
+	"services:\n"
+	"- name: api\n"
+	"  namespace: prod\n"
+	"  ports: [{port: 90, protocol: grpc}]\n"
+	"  selector: {app: api}\n"
+	"workloads:\n"
+	"- {name: web-3, addresses: [10.0.0.1, 10.0.0.3], labels: {app: web}}"
+	"\n";
+/* the same as one file: a's, b's and c's entries in that order */
+static const char t_dir_all[] =
+	"services:\n"
+	"- {name: web, ports: [{port: 80, target_port: 8080}],\n"
+	"   selector: {app: web}, routes: [{name: r, path_prefix: /}]}\n"
+	"- {name: api, namespace: prod, ports: [{port: 90, protocol: grpc}],\n"
+	"   selector: {app: api}}\n"
+	"workloads:\n"
+	"- {name: web-1, addresses: [10.0.0.1], labels: {app: web}}\n"
+	"- {name: web-2, addresses: [10.0.0.2], labels: {app: web}}\n"
+	"- {name: api-1, namespace: prod, addresses: [10.0.1.1, 10.0.0.1],\n"
+	"   labels: {app: api}}\n"
+	"- {name: web-3, addresses: [10.0.0.1, 10.0.0.3], labels: {app: web}}"
+	"\n";
+
+/* A directory holding a.yaml, b.json, c.yml and files to ignore. */
+static struct t_reg_w *t_dir_abc(const char *tag)
+{
+	struct t_reg_w *t = t_dir_new(tag);
+	char sub[300];
+
+	if (!t)
+		return NULL;
+	if (t_dir_put(t, "a.yaml", t_dir_a) < 0 ||
+	    t_dir_put(t, "b.json", t_dir_b) < 0 ||
+	    t_dir_put(t, "c.yml", t_dir_c) < 0 ||
+	    /* ignored: hidden, backups, other suffixes, directories */
+	    t_dir_put(t, ".hidden.yaml", "broken: [") < 0 ||
+	    t_dir_put(t, "a.yaml~", "broken: [") < 0 ||
+	    t_dir_put(t, "notes.txt", "broken: [") < 0 ||
+	    t_dir_put(t, "a.yaml.swp", "broken: [") < 0) {
+		t_dir_done(t);
+		return NULL;
+	}
+	snprintf(sub, sizeof(sub), "%s/sub.yaml", t->path);
+	mkdir(sub, 0700);
+	return t;
+}
+
+TEST(dir_fragments_equal_one_file)
+{
+	struct t_reg_w *t = t_dir_abc("eq");
+	struct registry *one = t_reg_parse(t_dir_all, 'y');
+	const struct registry_service *web;
+	char err[256] = "";
+
+	REQUIRE(t != NULL && one != NULL);
+	REQUIRE(registry_watch_start(&t->w, &t->loop, t->path, 60000,
+	                             t_reg_w_cb, t, err, sizeof(err)) == 0);
+	CHECK_STR(err, "");
+	CHECK(t->w.is_dir && t->w.nfragments == 3);
+	CHECK(t->w.fragment_parses == 3 && t->w.loads == 1);
+	REQUIRE(t->w.current != NULL);
+	CHECK(t->w.current->generation == 1);
+	CHECK(t_reg_equal(t->w.current, one));
+	/* 10.0.0.1 is in web-1 (a.yaml) and web-3 (c.yml): a's keeps it */
+	web = t_reg_find(t->w.current, "web", "default");
+	REQUIRE(web != NULL && web->ports[0].neps == 3);
+	CHECK_STR(web->ports[0].eps[0].workload->name, "web-1");
+	CHECK(web->ports[0].eps[0].port == 8080);
+	CHECK(web->nroutes == 1);
+	registry_free(one);
+	t_dir_done(t);
+}
+
+TEST(dir_change_reparses_only_that_fragment)
+{
+	struct t_reg_w *t = t_dir_abc("chg");
+	const struct registry_service *web;
+	char err[256] = "", path[300];
+	struct timespec t0, t1;
+	int fd;
+
+	REQUIRE(t != NULL);
+	/* the poll is an hour away: only inotify can see the changes */
+	REQUIRE(registry_watch_start(&t->w, &t->loop, t->path, 3600000,
+	                             t_reg_w_cb, t, err, sizeof(err)) == 0);
+	REQUIRE(t->w.fragment_parses == 3);
+	t->calls = 1;
+
+	/* b.json rewritten (write + rename): only it is parsed again */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	REQUIRE(t_dir_put(t, "b.json", "{\"workloads\": [{\"name\": "
+	                  "\"web-9\", \"addresses\": [\"10.0.0.9\"], "
+	                  "\"labels\": {\"app\": \"web\"}}]}") == 0);
+	t->want_calls = 2;
+	CHECK(t_reg_w_run(t, t_reg_w_calls_n));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	printf("# write+rename seen and reloaded in %.2f ms\n",
+	       (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+	       (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+	CHECK(t->w.fragment_parses == 4);
+	REQUIRE(t->got != NULL && t->got == t->w.current);
+	CHECK(t->got->generation == 2 && t->got->nworkloads == 3);
+	web = t_reg_find(t->got, "web", "default");
+	REQUIRE(web != NULL && web->ports[0].neps == 3);   /* .1 .3 .9 */
+	CHECK(t_reg_find(t->got, "api", "prod")->ports[0].neps == 0);
+
+	/* a new fragment: parsed alone */
+	REQUIRE(t_dir_put(t, "d.yaml", "workloads:\n- {name: api-2, "
+	                  "namespace: prod, addresses: [10.0.1.2], labels: "
+	                  "{app: api}}\n") == 0);
+	t->want_calls = 3;
+	CHECK(t_reg_w_run(t, t_reg_w_calls_n));
+	CHECK(t->w.fragment_parses == 5 && t->w.nfragments == 4);
+	CHECK(t->w.current->generation == 3);
+	CHECK(t_reg_find(t->w.current, "api", "prod")->ports[0].neps == 1);
+
+	/* removed: nothing parsed, its entries gone */
+	REQUIRE(t_dir_rm(t, "d.yaml") == 0);
+	t->want_calls = 4;
+	CHECK(t_reg_w_run(t, t_reg_w_calls_n));
+	CHECK(t->w.fragment_parses == 5 && t->w.nfragments == 3);
+	CHECK(t->w.current->generation == 4);
+	CHECK(t_reg_find(t->w.current, "api", "prod")->ports[0].neps == 0);
+
+	/* rewritten in place: seen when the writer closes it */
+	snprintf(path, sizeof(path), "%s/c.yml", t->path);
+	fd = open(path, O_WRONLY | O_TRUNC);
+	REQUIRE(fd >= 0);
+	CHECK(write(fd, "services: []\n", 13) == 13);
+	close(fd);
+	t->want_calls = 5;
+	CHECK(t_reg_w_run(t, t_reg_w_calls_n));
+	CHECK(t->w.fragment_parses == 6);
+	CHECK(t->w.current->nservices == 1 && t->w.current->nworkloads == 2);
+
+	/* files that are not fragments change nothing */
+	REQUIRE(t_dir_put(t, "notes.txt", "x") == 0);
+	REQUIRE(t_dir_put(t, "b.json~", "x") == 0);
+	t_reg_w_idle(t, 200);
+	CHECK(t->calls == 5 && t->w.errors == 0 &&
+	      t->w.fragment_parses == 6);
+	t_dir_done(t);
+}
+
+TEST(dir_duplicates_across_files_refused)
+{
+	struct t_reg_w *t = t_dir_abc("dup");
+	char err[256] = "", want[512];
+
+	REQUIRE(t != NULL);
+	REQUIRE(registry_watch_start(&t->w, &t->loop, t->path, 3600000,
+	                             t_reg_w_cb, t, err, sizeof(err)) == 0);
+	t->calls = 1;
+
+	/* a workload of a.yaml again in e.yaml */
+	REQUIRE(t_dir_put(t, "e.yaml", "workloads:\n"
+	                  "- {name: x, addresses: [10.9.9.9]}\n"
+	                  "- {name: web-1, addresses: [10.9.9.8]}\n") == 0);
+	t->want_errors = 1;
+	CHECK(t_reg_w_run(t, t_reg_w_errors_n));
+	snprintf(want, sizeof(want), "%s/e.yaml:3:10: duplicate workload "
+	         "\"web-1\" in namespace \"default\" (first at %s/a.yaml:5)",
+	         t->path, t->path);
+	CHECK_STR(t->w.last_error, want);
+	CHECK(t->calls == 1 && t->w.current->generation == 1);
+	CHECK(t->w.current->nworkloads == 4);
+
+	/* a service of c.yml again in 0.yaml (sorted first: c's is the
+	 * later one) */
+	REQUIRE(t_dir_rm(t, "e.yaml") == 0);
+	t->want_calls = 2;
+	CHECK(t_reg_w_run(t, t_reg_w_calls_n));
+	REQUIRE(t_dir_put(t, "0.yaml", "services:\n"
+	                  "  - name: api\n    namespace: prod\n"
+	                  "    ports: [{port: 1}]\n") == 0);
+	t->want_errors = 2;
+	CHECK(t_reg_w_run(t, t_reg_w_errors_n));
+	snprintf(want, sizeof(want), "%s/c.yml:2:9: duplicate service "
+	         "\"api\" in namespace \"prod\" (first at %s/0.yaml:2)",
+	         t->path, t->path);
+	CHECK_STR(t->w.last_error, want);
+	CHECK(t->calls == 2 && t->w.current->generation == 2);
+	CHECK(t->w.current->nservices == 2);
+
+	/* the same name in another namespace is fine */
+	REQUIRE(t_dir_put(t, "0.yaml", "services:\n"
+	                  "  - name: api\n    namespace: test\n"
+	                  "    ports: [{port: 1}]\n") == 0);
+	t->want_calls = 3;
+	CHECK(t_reg_w_run(t, t_reg_w_calls_n));
+	CHECK(t->w.current->nservices == 3 && t->w.errors == 2);
+	t_dir_done(t);
+}
+
+TEST(dir_broken_fragment_refused_then_fixed)
+{
+	struct t_reg_w *t = t_dir_abc("bad");
+	char err[256] = "", want[512];
+	uint64_t parses;
+
+	REQUIRE(t != NULL);
+	/* a broken fragment fails the start, with its position */
+	REQUIRE(t_dir_put(t, "b.json", "{\"workloads\": [\n"
+	                  " {\"name\": \"w\", \"addresses\": [\"1.2.3\"]}]}"
+	                  "\n") == 0);
+	CHECK(registry_watch_start(&t->w, &t->loop, t->path, 3600000,
+	                           t_reg_w_cb, t, err, sizeof(err)) == -1);
+	snprintf(want, sizeof(want), "%s/b.json:2:30: invalid IP address "
+	         "\"1.2.3\"", t->path);
+	CHECK_STR(err, want);
+	CHECK(t->w.priv_ == NULL && t->w.current == NULL);
+
+	REQUIRE(t_dir_put(t, "b.json", t_dir_b) == 0);
+	REQUIRE(registry_watch_start(&t->w, &t->loop, t->path, 100,
+	                             t_reg_w_cb, t, err, sizeof(err)) == 0);
+	t->calls = 1;
+	REQUIRE(t_dir_put(t, "c.yml", "services:\n- name: api\n"
+	                  "  ports: [{port: 99999}]\n") == 0);
+	t->want_errors = 1;
+	CHECK(t_reg_w_run(t, t_reg_w_errors_n));
+	snprintf(want, sizeof(want), "%s/c.yml:3:18: port must be an "
+	         "integer between 1 and 65535", t->path);
+	CHECK_STR(t->w.last_error, want);
+	CHECK(t->calls == 1 && t->w.current->generation == 1);
+	CHECK(t->w.current->nservices == 2);
+	/* the poll (100 ms) does not parse the broken version again */
+	parses = t->w.fragment_parses;
+	t_reg_w_idle(t, 350);
+	CHECK(t->w.fragment_parses == parses && t->w.errors == 1);
+
+	/* another fragment changes meanwhile: still refused, same error */
+	REQUIRE(t_dir_put(t, "a.yaml", t_dir_a) == 0);
+	t->want_errors = 2;
+	CHECK(t_reg_w_run(t, t_reg_w_errors_n));
+	CHECK_STR(t->w.last_error, want);
+	CHECK(t->w.fragment_parses == parses + 1);
+
+	/* fixed */
+	REQUIRE(t_dir_put(t, "c.yml", t_dir_c) == 0);
+	t->want_calls = 2;
+	CHECK(t_reg_w_run(t, t_reg_w_calls_n));
+	CHECK(t->w.current->generation == 2 && t->w.errors == 2);
+	CHECK(t->w.current->nservices == 2);
+
+	/* an emptied directory is refused too */
+	REQUIRE(t_dir_rm(t, "a.yaml") == 0 && t_dir_rm(t, "b.json") == 0 &&
+	        t_dir_rm(t, "c.yml") == 0);
+	t->want_errors = 3;
+	CHECK(t_reg_w_run(t, t_reg_w_errors_n));
+	CHECK(strstr(t->w.last_error, "no registry file") != NULL);
+	CHECK(t->w.current->generation == 2 && t->w.nfragments == 0);
+	t_dir_done(t);
+}
+
+TEST(dir_1000_fragments_assemble_time)
+{
+	struct t_reg_w *t = t_dir_new("big");
+	char err[256] = "", name[64];
+	struct buf b;
+	double t0, t1, t2;
+	uint64_t first_ns;
+	int i, j;
+
+	REQUIRE(t != NULL);
+	buf_init(&b, 1 << 16);
+	for (i = 0; i < 1000; i++) {
+		buf_reset(&b);
+		buf_printf(&b, "services:\n- name: svc-%d\n  namespace: bench\n"
+		           "  ports: [{port: 80, target_port: 8080}]\n"
+		           "  selector: {app: svc-%d}\nworkloads:\n", i, i);
+		for (j = 0; j < 10; j++)
+			buf_printf(&b, "- {name: svc-%d-%d, namespace: bench, "
+			           "addresses: [127.1.%d.%d], labels: "
+			           "{app: svc-%d}, meshed: false}\n", i, j,
+			           (i * 10 + j) / 250, (i * 10 + j) % 250 + 1,
+			           i);
+		snprintf(name, sizeof(name), "svc-%04d.yaml", i);
+		REQUIRE(buf_append(&b, "", 1) == 0);
+		REQUIRE(t_dir_put(t, name, buf_data(&b)) == 0);
+	}
+	t0 = t_reg_now_ms();
+	REQUIRE(registry_watch_start(&t->w, &t->loop, t->path, 3600000,
+	                             t_reg_w_cb, t, err, sizeof(err)) == 0);
+	t1 = t_reg_now_ms();
+	first_ns = t->w.last_assemble_ns;
+	CHECK(t->w.current->nservices == 1000);
+	CHECK(t->w.current->nworkloads == 10000);
+	CHECK(t->w.current->nendpoints == 10000);
+	CHECK(t->w.fragment_parses == 1000);
+	t->calls = 1;
+
+	/* a few changes of one fragment: the first reuses nothing yet, the
+	 * later ones reuse the scratch and the previous registry's memory */
+	printf("# 1,000 fragments (10,000 workloads): first load %.1f ms "
+	       "(assembly %.2f ms); one fragment changed, reload after the "
+	       "rename / assembly:", t1 - t0, (double)first_ns / 1e6);
+	for (i = 0; i < 5; i++) {
+		buf_reset(&b);
+		buf_printf(&b, "services:\n- name: svc-500\n"
+		           "  namespace: bench\n  ports: [{port: 80}]\n"
+		           "  selector: {app: svc-500}\nworkloads:\n"
+		           "- {name: n, namespace: bench, addresses: "
+		           "[127.2.0.%d], labels: {app: svc-500}}\n", i + 1);
+		REQUIRE(buf_append(&b, "", 1) == 0);
+		t2 = t_reg_now_ms();
+		REQUIRE(t_dir_put(t, "svc-0500.yaml", buf_data(&b)) == 0);
+		t->want_calls = 2 + i;
+		CHECK(t_reg_w_run(t, t_reg_w_calls_n));
+		printf(" %.2f / %.2f ms", t_reg_now_ms() - t2,
+		       (double)t->w.last_assemble_ns / 1e6);
+		registry_free(t->got);   /* as a consumer would, at once */
+		t->got = NULL;
+	}
+	printf("\n");
+	CHECK(t->w.fragment_parses == 1005);
+	CHECK(t->w.current->nendpoints == 9991);
+	CHECK(t->w.current->generation == 6);
+	buf_free(&b);
+	t_dir_done(t);
+}
+
+TEST(dir_allocation_failures_are_clean)
+{
+	struct t_reg_w *t = t_dir_abc("oom");
+	uint64_t n;
+	int ok = 0;
+
+	REQUIRE(t != NULL);
+	for (n = 1; n < 400 && !ok; n++) {
+		char err[256] = "";
+		int rc;
+
+		mem_fail_after(n);
+		rc = registry_watch_start(&t->w, &t->loop, t->path, 3600000,
+		                          t_reg_w_cb, t, err, sizeof(err));
+		mem_fail_reset();
+		if (rc == 0) {
+			ok = 1;
+			CHECK(t->w.current->nworkloads == 4);
+		} else {
+			CHECK(t->w.current == NULL && t->w.priv_ == NULL);
+			CHECK(strstr(err, "out of memory") != NULL);
+		}
+	}
+	CHECK(ok && n > 3);
+	/* a change under failing allocations: refused or applied, never
+	 * half done; then a clean change applies */
+	for (n = 1; n < 60; n++) {
+		REQUIRE(t_dir_put(t, "b.json", n % 2 ? t_dir_b :
+		                  "{\"workloads\": []}") == 0);
+		mem_fail_after(n);
+		t_reg_w_idle(t, 3);
+		mem_fail_reset();
+	}
+	REQUIRE(t_dir_put(t, "d.yaml", "workloads: [{name: z, addresses: "
+	                  "[10.9.9.9]}]\n") == 0);
+	t->want_calls = t->calls + 1;
+	CHECK(t_reg_w_run(t, t_reg_w_calls_n));
+	CHECK(t_reg_find(t->w.current, "web", "default") != NULL);
+	CHECK(t->w.current->nworkloads == 5);   /* a, b (2), c, d */
+	t_dir_done(t);
 }

@@ -2,8 +2,10 @@
 """test/bench/propagation/driver.py: the measuring half of
 test/bench/propagation.sh (stdlib only; run with /usr/bin/python3).
 
-  driver.py gen    --registry FILE --services N --endpoints M --port P
-  driver.py run    --registry FILE --services N --endpoints M --port P
+  driver.py gen    --registry PATH --services N --endpoints M --port P
+                   [--layout file|dir] [--format json|yaml]
+  driver.py run    --registry PATH --services N --endpoints M --port P
+                   [--layout file|dir] [--format json|yaml]
                    --proxy HOST:PORT --controller-pid PID --proxy-pid PID
                    --controller-log FILE --label NAME --out FILE.json
                    [--resolve 100] [--changes 100] [--spacing-ms 300]
@@ -17,6 +19,10 @@ them). Workload addresses are 127.1.X.Y (I*M+J numbered from 1), the new
 addresses of the changes 127.2.X.Y: all loopback, served by the one origin
 listening on 0.0.0.0:P, which answers with its local address.
 The format (JSON or YAML) follows the file name's extension.
+--layout dir: PATH is a directory holding one fragment per service,
+svc-I.<format> (default yaml), with the service and its M workloads; a
+change rewrites that one file (written to the hidden .svc-I.<ext>.tmp,
+then renamed over it).
 
 run: resolves services 0 .. resolve-1 through the proxy (one request each,
 checking that the answer comes from one of the service's addresses),
@@ -71,28 +77,30 @@ class Registry:
     def replace(self, i, name, addr):
         self.wl[i] = [(name, addr)]
 
-    def text(self):
+    def text(self, only=None):
+        """The whole registry, or (only=I) the fragment of service I."""
+        svcs = range(self.nservices) if only is None else [only]
         if self.fmt == "json":
-            return self._json()
-        return self._yaml()
+            return self._json(svcs)
+        return self._yaml(svcs)
 
-    def _json(self):
+    def _json(self, svcs):
         doc = {"services": [], "workloads": []}
-        for i in range(self.nservices):
+        for i in svcs:
             doc["services"].append({
                 "name": "svc-%d" % i, "namespace": NS,
                 "ports": [{"port": 80, "target_port": self.port}],
                 "selector": {"app": "svc-%d" % i}})
-        for i in range(self.nservices):
+        for i in svcs:
             for name, a in self.wl[i]:
                 doc["workloads"].append({
                     "name": name, "namespace": NS, "addresses": [a],
                     "labels": {"app": "svc-%d" % i}, "meshed": False})
         return json.dumps(doc, indent=2) + "\n"
 
-    def _yaml(self):
+    def _yaml(self, svcs):
         out = ["services:\n"]
-        for i in range(self.nservices):
+        for i in svcs:
             out.append("  - name: svc-%d\n"
                        "    namespace: %s\n"
                        "    ports:\n"
@@ -101,7 +109,7 @@ class Registry:
                        "    selector: {app: svc-%d}\n"
                        % (i, NS, self.port, i))
         out.append("workloads:\n")
-        for i in range(self.nservices):
+        for i in svcs:
             for name, a in self.wl[i]:
                 out.append("  - name: %s\n"
                            "    namespace: %s\n"
@@ -111,16 +119,46 @@ class Registry:
         return "".join(out)
 
 
-def fmt_of(path):
-    return "json" if path.endswith(".json") else "yaml"
+def fmt_of(a):
+    if a.layout == "dir":
+        return a.format or "yaml"
+    return "json" if a.registry.endswith(".json") else "yaml"
 
 
 def write_atomic(path, text):
-    """Writes text to path.tmp; returns the temporary name (not renamed)."""
-    tmp = path + ".tmp"
+    """Writes text to a hidden temporary name next to path (.NAME.tmp:
+    neither a fragment nor the registry file); returns that name (not
+    renamed)."""
+    d, b = os.path.split(path)
+    tmp = os.path.join(d, "." + b + ".tmp")
     with open(tmp, "w") as f:
         f.write(text)
     return tmp
+
+
+def fragment_path(a, i):
+    """The file a change of service i rewrites: the registry file, or
+    (layout dir) the service's fragment."""
+    if a.layout == "dir":
+        return os.path.join(a.registry, "svc-%d.%s" % (i, fmt_of(a)))
+    return a.registry
+
+
+def write_registry(a, reg, i=None):
+    """Writes the registry (or, layout dir and i given, the fragment of
+    service i) to a temporary name; returns (temporary, final) names."""
+    if a.layout == "dir" and i is not None:
+        dst = fragment_path(a, i)
+        return write_atomic(dst, reg.text(only=i)), dst
+    return write_atomic(a.registry, reg.text()), a.registry
+
+
+def registry_bytes(a):
+    if a.layout != "dir":
+        return os.path.getsize(a.registry), 1
+    names = [n for n in os.listdir(a.registry) if not n.startswith(".")]
+    return (sum(os.path.getsize(os.path.join(a.registry, n))
+                for n in names), len(names))
 
 
 def sched(pid):
@@ -207,9 +245,15 @@ def authority(i):
 
 
 def cmd_gen(a):
-    reg = Registry(a.services, a.endpoints, a.port, fmt_of(a.registry))
-    tmp = write_atomic(a.registry, reg.text())
-    os.rename(tmp, a.registry)
+    reg = Registry(a.services, a.endpoints, a.port, fmt_of(a))
+    if a.layout == "dir":
+        os.makedirs(a.registry, exist_ok=True)
+        for i in range(a.services):
+            tmp, dst = write_registry(a, reg, i)
+            os.rename(tmp, dst)
+        return 0
+    tmp, dst = write_registry(a, reg)
+    os.rename(tmp, dst)
     return 0
 
 
@@ -218,6 +262,8 @@ GEN_RE = re.compile(r"registry \S+ generation (\d+): (\d+) services, "
                     r"(\d+) workloads, (\d+) endpoints")
 APPLY_RE = re.compile(r"registry generation (\d+): (\d+) of (\d+) watched "
                       r"keys changed, (\d+) streams told")
+# directory mode: "... endpoints (N files, M parsed, union X ms)"
+UNION_RE = re.compile(r"\((\d+) files, (\d+) parsed, union ([\d.]+) ms\)")
 
 
 def log_ts(line):
@@ -229,8 +275,9 @@ def log_ts(line):
 
 
 def controller_log(path):
-    """{generation: parsed ts}, {generation: applied ts}, first-load info."""
-    parsed, applied, first = {}, {}, None
+    """{generation: parsed ts}, {generation: applied ts}, first-load info,
+    {generation: (files parsed, union ms)} (directory mode)."""
+    parsed, applied, first, union = {}, {}, None, {}
     try:
         with open(path, errors="replace") as f:
             for line in f:
@@ -240,13 +287,16 @@ def controller_log(path):
                     parsed[g] = log_ts(line)
                     if g == 1:
                         first = [int(x) for x in m.groups()[1:]]
+                    u = UNION_RE.search(line)
+                    if u:
+                        union[g] = (int(u.group(2)), float(u.group(3)))
                     continue
                 m = APPLY_RE.search(line)
                 if m:
                     applied[int(m.group(1))] = log_ts(line)
     except OSError:
         pass
-    return parsed, applied, first
+    return parsed, applied, first, union
 
 
 def pct(xs, p):
@@ -264,14 +314,15 @@ def summary(xs):
 
 
 def cmd_run(a):
-    reg = Registry(a.services, a.endpoints, a.port, fmt_of(a.registry))
+    reg = Registry(a.services, a.endpoints, a.port, fmt_of(a))
     cl = Client(a.proxy)
+    nbytes, nfiles = registry_bytes(a)
     res = {"label": a.label, "format": reg.fmt, "services": a.services,
            "endpoints_per_service": a.endpoints,
            "workloads": a.services * a.endpoints,
            "resolve": a.resolve, "changes": a.changes,
-           "spacing_ms": a.spacing_ms, "registry_bytes":
-           os.path.getsize(a.registry), "errors": []}
+           "spacing_ms": a.spacing_ms, "registry_bytes": nbytes,
+           "layout": a.layout, "files": nfiles, "errors": []}
 
     # resolve: one request per service; the proxy's VmRSS along the way
     curve = [(0, proc_mem(a.proxy_pid)[0])]
@@ -307,12 +358,12 @@ def cmd_run(a):
             res["errors"].append("change %d before: svc-%d %s %s"
                                  % (k, i, st, body))
         reg.replace(i, "svc-%d-n%d" % (i, k), new)
-        tmp = write_atomic(a.registry, reg.text())
+        tmp, dst = write_registry(a, reg, i)
         polls = bad = 0
         c0, p0 = sched(a.controller_pid), sched(a.proxy_pid)
         t_real = time.time()
         t_mono = time.monotonic()
-        os.rename(tmp, a.registry)
+        os.rename(tmp, dst)
         deadline = t_mono + a.timeout_ms / 1000.0
         got = None
         while True:
@@ -353,11 +404,13 @@ def cmd_run(a):
 
     # the controller's view: generation 1 is the initial load, change K is
     # generation K + 2 when every rename was seen as one reload
-    parsed, applied, first = controller_log(a.controller_log)
+    parsed, applied, first, union = controller_log(a.controller_log)
     res["first_load"] = first
     res["generations_seen"] = max(parsed) if parsed else 0
     for s in samples:
         g = s["k"] + 2
+        if g in union:
+            s["files_parsed"], s["union_ms"] = union[g]
         if g in parsed and parsed[g] is not None:
             s["parsed_ms"] = round((parsed[g] - s["rename_real"]) * 1000, 3)
         if g in applied and applied[g] is not None:
@@ -375,6 +428,10 @@ def cmd_run(a):
         [s["ms"] - s["applied_ms"] for s in samples
          if s["ms"] is not None and "applied_ms" in s])
     res["polls"] = summary([s["polls"] for s in samples])
+    res["union_ms"] = summary([s["union_ms"] for s in samples
+                               if "union_ms" in s])
+    res["files_parsed"] = summary([s["files_parsed"] for s in samples
+                                   if "files_parsed" in s])
     for key in ("ctl_cpu_ms", "ctl_wait_ms", "px_cpu_ms"):
         res[key] = summary([s[key] for s in samples if s["ms"] is not None])
     with open(a.out, "w") as f:
@@ -402,9 +459,12 @@ def cmd_report(a):
     o.append("|---|---|---|---|---|---|---|---|")
     for r in rs:
         p = r["propagation_ms"]
-        o.append("| %s | %d × %d | %.2f MB | %s | %s | %s | %s | %d/%d |" % (
+        size = "%.2f MB" % (r["registry_bytes"] / 1e6)
+        if r.get("layout") == "dir":
+            size += " in %d files" % r.get("files", 0)
+        o.append("| %s | %d × %d | %s | %s | %s | %s | %s | %d/%d |" % (
             r["label"], r["services"], r["endpoints_per_service"],
-            r["registry_bytes"] / 1e6, ms(p["p50"]), ms(p["p90"]),
+            size, ms(p["p50"]), ms(p["p90"]),
             ms(p["p99"]), ms(p["max"]), p["n"], r["changes"]))
     o.append("")
     o.append("Propagation = first answer from the new address − the instant "
@@ -431,6 +491,18 @@ def cmd_report(a):
     o.append("Controller CPU and run-queue wait: from /proc/PID/schedstat "
              "between the rename and the first new answer (the reload's own "
              "cost, and the delay other load on its CPU added).")
+    du = [r for r in rs if r.get("union_ms", {}).get("n")]
+    if du:
+        o.append("")
+        o.append("Directory registries, from the controller's log: " +
+                 "; ".join("%s: files parsed per change p50 %s (max %s), "
+                           "union + resolution p50 / p99 / max %s / %s / "
+                           "%s ms" % (
+                               r["label"], ms(r["files_parsed"]["p50"]),
+                               ms(r["files_parsed"]["max"]),
+                               ms(r["union_ms"]["p50"]),
+                               ms(r["union_ms"]["p99"]),
+                               ms(r["union_ms"]["max"])) for r in du) + ".")
     o.append("")
     o.append("Memory (MB = 10^6 bytes; VmRSS current / VmHWM peak):")
     o.append("")
@@ -480,6 +552,9 @@ def main():
         p.add_argument("--services", type=int, default=1000)
         p.add_argument("--endpoints", type=int, default=10)
         p.add_argument("--port", type=int, required=True)
+        p.add_argument("--layout", choices=("file", "dir"), default="file")
+        p.add_argument("--format", choices=("json", "yaml"), default="",
+                       help="fragments' format (layout dir; default yaml)")
         if name == "run":
             p.add_argument("--proxy", required=True)
             p.add_argument("--controller-pid", type=int, required=True)
