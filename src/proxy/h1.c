@@ -358,13 +358,21 @@ static int h1_synth(struct conn *c, int status, const char *reason)
 #define H1_RETRY_ROUTE 0   /* h1_retry modes */
 #define H1_RETRY_STALE 1
 #define H1_RETRY_UNSENT 2
-static int h1_retry(struct conn *c, int mode);
+static int h1_retry(struct conn *c, int mode, int status);
+
+/* The upstream broke before any answer: a stale keep-alive connection or,
+ * failing that, a retryable route. */
+static int h1_retry_any(struct conn *c)
+{
+	return h1_retry(c, H1_RETRY_STALE, 502) ||
+	       h1_retry(c, H1_RETRY_ROUTE, 502);
+}
 
 static int h1_up_write_failed(struct conn *c)
 {
 	c->h1.flags |= H1X_F_UP_DIRTY;
 	if (c->h1.sst == H1S_WAIT && c->h1.rscan == 0 &&
-	    (h1_retry(c, H1_RETRY_STALE) || h1_retry(c, H1_RETRY_ROUTE)))
+	    h1_retry_any(c))
 		return 0;
 	return h1_synth(c, 502, "upstream write failed");
 }
@@ -381,10 +389,11 @@ static int h1_up_write_failed(struct conn *c)
  *  - H1_RETRY_STALE: a reused keep-alive connection closed before any
  *    answer: the same target on a fresh connection, once.
  * The current upstream is dropped (its response never reaches the
- * client). Returns 1 when sent again (the exchange goes on), 0 when the
+ * client); the per-endpoint series count the abandoned attempt with
+ * <status> as a failure. Returns 1 when sent again (the exchange goes on), 0 when the
  * caller must go on with the failure it has.
  */
-static int h1_retry(struct conn *c, int mode)
+static int h1_retry(struct conn *c, int mode, int status)
 {
 	struct proxy *px = c->px;
 	struct h1x *x = &c->h1;
@@ -416,6 +425,19 @@ static int h1_retry(struct conn *c, int mode)
 		same = x->lease.addr;
 	}
 	x->attempts++;
+	if (x->flags & H1X_F_COUNTED) {
+		/* per-endpoint series count attempts: the abandoned one ends
+		 * here as a failure, the next one counts where it goes */
+		struct str auth = pxmetrics_http_authority(x->m);
+
+		pxmetrics_response(x->m, status, -1, 1);
+		x->m = x->lease.svc ?
+		       svc_lease_metrics(&x->lease, &px->pm, NULL, c->dir,
+		                         auth) :
+		       pxmetrics_http(&px->pm, x->m, (enum pxm_dir)c->dir,
+		                      auth, &same);
+		pxmetrics_request(x->m);
+	}
 	if (x->up) {
 		pool_h1_put(x->up, 0);
 		x->up = NULL;
@@ -898,7 +920,7 @@ static int h1_resp_head(struct conn *c, const char *data, size_t hl,
 	}
 	if (h.status >= 500 &&
 	    (h1_retry(c, h1_unsent_answer(&h) ? H1_RETRY_UNSENT
-	                                       : H1_RETRY_ROUTE)))
+	                                       : H1_RETRY_ROUTE, h.status)))
 		return -1;  /* the old response is dropped with its upstream */
 	x->status = (int16_t)h.status;
 	x->grpc = (int16_t)rewrite_grpc_status(&h);
@@ -1032,7 +1054,7 @@ static void h1_up_read(struct conn *c)
 	if (n < 0) {
 		x->flags |= H1X_F_UP_DIRTY;
 		if (x->sst == H1S_WAIT && x->rscan == 0 &&
-		    (h1_retry(c, H1_RETRY_STALE) || h1_retry(c, H1_RETRY_ROUTE)))
+		    h1_retry_any(c))
 			return;
 		if (x->sst == H1S_WAIT)
 			h1_synth(c, 502, "upstream connection failed");
@@ -1043,7 +1065,7 @@ static void h1_up_read(struct conn *c)
 	if (n == 0) {
 		x->flags |= H1X_F_UP_DIRTY;
 		if (x->sst == H1S_WAIT && x->rscan == 0 &&
-		    (h1_retry(c, H1_RETRY_STALE) || h1_retry(c, H1_RETRY_ROUTE)))
+		    h1_retry_any(c))
 			return;
 		if (x->sst == H1S_WAIT) {
 			h1_synth(c, 502, "upstream closed the connection");
@@ -1074,7 +1096,7 @@ void h1_up_io(struct conn *c, int revents)
 		if (r < 0) {
 			x->flags |= H1X_F_UP_DIRTY;
 			if (x->sst == H1S_WAIT && x->rscan == 0 &&
-			    (h1_retry(c, H1_RETRY_STALE) || h1_retry(c, H1_RETRY_ROUTE)))
+			    h1_retry_any(c))
 				return;
 			if (x->sst == H1S_WAIT)
 				h1_synth(c, 502, "upstream write failed");
@@ -1099,7 +1121,7 @@ void h1_up_failed(struct conn *c, int err)
 		return;
 	x->up = NULL;  /* pool.c closed it */
 	/* a connection that could not be made carried nothing */
-	if (h1_retry(c, H1_RETRY_UNSENT))
+	if (h1_retry(c, H1_RETRY_UNSENT, err == -ETIMEDOUT ? 504 : 502))
 		return;
 	if (err == -ETIMEDOUT)
 		h1_synth(c, 504, "connect timed out");

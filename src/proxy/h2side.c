@@ -172,7 +172,7 @@ static void h2u_flush(void *arg);
 static void h2u_reap(void *arg);
 static void h2u_io_cb(struct ev_loop *ev, ev_io *w, int revents);
 static void h2u_timer_cb(struct loop *loop, struct loop_timer *t);
-static int h2s_retry(struct h2s *s, int refused);
+static int h2s_retry(struct h2s *s, int refused, int status);
 
 static struct h2side *h2side_of(const struct proxy *px)
 {
@@ -595,7 +595,7 @@ static void h2u_fail_streams(struct h2u *u, int status, const char *why)
 		s->uid = 0;
 		if (!s->d || !s->did)
 			h2s_free(s, px);
-		else if (!h2s_retry(s, 0))
+		else if (!h2s_retry(s, 0, 502))
 			h2s_synth(s, status, why);
 	}
 }
@@ -1058,11 +1058,12 @@ static void h2s_route_done(void *arg, struct route_result *res)
  * budget; any other retry needs a retryable route and the service's
  * retry budget. Always: the body is whole in the copy (no trailers) and
  * fewer than H2S_MAX_ATTEMPTS were made. The current upstream stream, if
- * any, is abandoned. Returns 1 when the request went on (sent again, or
+ * any, is abandoned (counted with <status> as a failure on its endpoint's
+ * series). Returns 1 when the request went on (sent again, or
  * answered by the proxy meanwhile), 0 when the caller goes on with the
  * failure it has.
  */
-static int h2s_retry(struct h2s *s, int refused)
+static int h2s_retry(struct h2s *s, int refused, int status)
 {
 	struct h2s_req *rq = s->rq;
 	struct proxy *px;
@@ -1091,6 +1092,14 @@ static int h2s_retry(struct h2s *s, int refused)
 	LOG_DEBUG("proxy", "conn %llu: h2 stream %d: attempt %u%s",
 	          (unsigned long long)rq->d->c->id, (int)s->did,
 	          (unsigned)rq->attempts + 1, refused ? " (refused)" : "");
+	if ((s->flags & H2S_F_COUNTED) && s->lease.svc) {
+		/* per-endpoint series count attempts: the abandoned one ends
+		 * as a failure, the next one counts where it goes */
+		pxmetrics_response(s->m, status, -1, 1);
+		s->m = svc_lease_metrics(&s->lease, &px->pm, NULL,
+		                         rq->d->c->dir, rq->auth);
+		pxmetrics_request(s->m);
+	}
 	h2s_abandon_up(s);
 	/* the new stream gets the body from its start; what the client's
 	 * window got back already stays given (req.consumed) */
@@ -1147,7 +1156,8 @@ static int h2u_on_head(void *ctx, int32_t id, void *su,
 	}
 	if (s->flags & H2S_F_HEAD_SENT)
 		return H2_CB_RESET;
-	if (h2s_head_failed(s, head, end_stream) && h2s_retry(s, 0))
+	if (h2s_head_failed(s, head, end_stream) &&
+	    h2s_retry(s, 0, head->status ? head->status : 502))
 		return H2_CB_RESET;   /* this stream was abandoned */
 	h2s_req_free(s);
 	s->status = head->status;
@@ -1233,7 +1243,7 @@ static void h2u_on_stream_close(void *ctx, int32_t id, void *su, int reset,
 	s->uid = 0;
 	if (s->d && s->did) {
 		if (reset && !(s->flags & H2S_F_HEAD_SENT) &&
-		    h2s_retry(s, code == H2_REFUSED_STREAM)) {
+		    h2s_retry(s, code == H2_REFUSED_STREAM, 502)) {
 			h2d_dirty(s->d);
 			return;
 		}

@@ -204,6 +204,12 @@ struct pxm_http *pxmetrics_http_dst(struct pxmetrics *pm,
                                     const struct pxm_kv *set, size_t nset,
                                     const struct pxm_kv *ep, size_t nep);
 
+/* The authority label value of bundle <h> (empty for NULL or none). */
+static inline struct str pxmetrics_http_authority(const struct pxm_http *h)
+{
+	return h && h->auth ? str_make(h->auth, h->auth_len) : STR_NULL;
+}
+
 /* request_total += 1. */
 static inline void pxmetrics_request(struct pxm_http *h)
 {

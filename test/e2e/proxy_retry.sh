@@ -247,6 +247,11 @@ for i in $(seq 30); do [ "$(sreq fo.t:80 /ok -X POST -d x=1)" = 200 ] && ok=$((o
 f=$(metric outbound_balancer_failovers_total)
 check "failover: a refused connection and an endpoint whose app is gone cost nothing, even for POSTs on a route that is not retryable ($ok/30; failovers $f)" \
 	test $ok = 30 -a "${f:-0}" -gt 0
+out=$(curl -s -m 5 "http://127.0.0.1:$ADM2/metrics" | grep '^response_total{[^}]*authority="fo.t:80"')
+check "per-endpoint series count attempts: failures on the refused and app-gone endpoints, successes only on the good one" \
+	sh -c '! printf "%s\n" "$1" | grep -E "target_addr=\"127\.0\.0\.[56]:[0-9]+\".*classification=\"success\"" &&
+		printf "%s\n" "$1" | grep -Eq "target_addr=\"127\.0\.0\.[56]:[0-9]+\".*classification=\"failure\"" &&
+		printf "%s\n" "$1" | grep -Eq "target_addr=\"127\.0\.0\.2:[0-9]+\".*classification=\"success\""' _ "$out"
 
 head -c 40000 /dev/urandom | base64 -w0 > "$tmp/body"
 same=0
