@@ -457,23 +457,10 @@ int controller_main(int argc, char **argv)
 
 	memset(c, 0, sizeof(*c));
 	ctl_cfg_defaults(&c->cfg);
-	rc = opt_parse_or_usage(ctl_cmd(&c->cfg), argc, argv);
-	if (rc < 0)
-		return rc == -2 ? 0 : 2;
-	if (rc < argc) {
-		dprintf(2, "meshd controller: unexpected argument \"%s\"\n",
-		        argv[rc]);
-		return 2;
-	}
-	if (log_set_spec(c->cfg.log_level_s, err, sizeof(err)) < 0) {
-		dprintf(2, "meshd controller: --log-level: %s\n", err);
-		return 2;
-	}
-	if (log_set_format(c->cfg.log_format_s) < 0) {
-		dprintf(2, "meshd controller: --log-format must be text or "
-		        "json\n");
-		return 2;
-	}
+	rc = opt_role_start(ctl_cmd(&c->cfg), argc, argv,
+	                    &c->cfg.log_level_s, &c->cfg.log_format_s);
+	if (rc <= 0)
+		return rc == 0 ? 0 : 2;
 	if (ctl_configure(&c->cfg, err, sizeof(err)) < 0) {
 		dprintf(2, "meshd controller: %s\n", err);
 		return 2;

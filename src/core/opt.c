@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/log.h"
 #include "core/opt.h"
 #include "core/str.h"
 
@@ -210,4 +211,30 @@ int opt_parse_or_usage(const struct opt_cmd *cmd, int argc, char **argv)
 		return -1;
 	}
 	return rc;
+}
+
+int opt_role_start(const struct opt_cmd *cmd, int argc, char **argv,
+                   const char *const *log_level,
+                   const char *const *log_format)
+{
+	char err[256];
+	int rc = opt_parse_or_usage(cmd, argc, argv);
+
+	if (rc < 0)
+		return rc == -2 ? 0 : -1;
+	if (rc < argc) {
+		dprintf(2, "meshd %s: unexpected argument \"%s\"\n", cmd->name,
+		        argv[rc]);
+		return -1;
+	}
+	if (log_set_spec(*log_level, err, sizeof(err)) < 0) {
+		dprintf(2, "meshd %s: --log-level: %s\n", cmd->name, err);
+		return -1;
+	}
+	if (log_set_format(*log_format) < 0) {
+		dprintf(2, "meshd %s: --log-format must be text or json\n",
+		        cmd->name);
+		return -1;
+	}
+	return 1;
 }

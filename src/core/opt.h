@@ -61,4 +61,16 @@ void opt_usage(const struct opt_cmd *cmd, int fd);
  */
 int opt_parse_or_usage(const struct opt_cmd *cmd, int argc, char **argv);
 
+/*
+ * The preamble of a long-running role (`meshd proxy`, `meshd controller`):
+ * opt_parse_or_usage, no positional argument allowed, then the log level
+ * spec and format that parsing left in *<log_level> and *<log_format>
+ * applied (core/log). Returns 1 to go on, 0 when the caller must exit with
+ * status 0 (help shown), -1 when it must exit with status 2 (a one-line
+ * "meshd <cmd>: ..." error is on stderr).
+ */
+int opt_role_start(const struct opt_cmd *cmd, int argc, char **argv,
+                   const char *const *log_level,
+                   const char *const *log_format);
+
 #endif

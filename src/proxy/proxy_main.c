@@ -538,22 +538,10 @@ int proxy_main(int argc, char **argv)
 
 	memset(px, 0, sizeof(*px));
 	proxy_cfg_defaults(&px->cfg);
-	rc = opt_parse_or_usage(proxy_cmd(&px->cfg), argc, argv);
-	if (rc < 0)
-		return rc == -2 ? 0 : 2;
-	if (rc < argc) {
-		dprintf(2, "meshd proxy: unexpected argument \"%s\"\n",
-		        argv[rc]);
-		return 2;
-	}
-	if (log_set_spec(px->cfg.log_level_s, err, sizeof(err)) < 0) {
-		dprintf(2, "meshd proxy: --log-level: %s\n", err);
-		return 2;
-	}
-	if (log_set_format(px->cfg.log_format_s) < 0) {
-		dprintf(2, "meshd proxy: --log-format must be text or json\n");
-		return 2;
-	}
+	rc = opt_role_start(proxy_cmd(&px->cfg), argc, argv,
+	                    &px->cfg.log_level_s, &px->cfg.log_format_s);
+	if (rc <= 0)
+		return rc == 0 ? 0 : 2;
 	if (proxy_configure(&px->cfg, err, sizeof(err)) < 0) {
 		dprintf(2, "meshd proxy: %s\n", err);
 		return 2;
