@@ -1067,7 +1067,6 @@ static int h2s_retry(struct h2s *s, int refused, int status)
 {
 	struct h2s_req *rq = s->rq;
 	struct proxy *px;
-	struct svc_lease nl;
 	int no;
 
 	if (!rq || !s->d || !s->did || !rq->replay ||
@@ -1077,14 +1076,11 @@ static int h2s_retry(struct h2s *s, int refused, int status)
 	px = rq->d->c->px;
 	if (refused && !rq->refused) {
 		rq->refused = 1;
-		/* another pick of the service when there is one, else the
-		 * same endpoint on another connection */
-		if (s->lease.svc && px->cfg.route.svcs &&
-		    svc_pick(px->cfg.route.svcs, rq->auth, &nl, NULL, NULL,
-		             NULL) == SVC_PICKED) {
-			svc_release(&s->lease, 1);
-			s->lease = nl;
-		}
+		/* another endpoint of the service when there is one (a
+		 * failover: outside the budget, the refusing endpoint left
+		 * out), else the same endpoint on another connection */
+		if (s->lease.svc)
+			(void)svc_failover(&s->lease);
 	} else if (!rq->retryable || !s->lease.svc ||
 	           svc_retry(&s->lease, 0, &no) != SVC_PICKED) {
 		return 0;
