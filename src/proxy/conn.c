@@ -47,6 +47,7 @@ struct conn *conn_new(struct proxy *px, int fd, const struct sock_addr *peer,
 	loop_timer_init(&c->timer, conn_timer_cb);
 	loop_defer_init(&c->reap, conn_reap, c);
 	loop_defer_init(&c->kick, h1_kick, c);
+	loop_defer_init(&c->flush, h1_flush, c);
 	c->h1.grpc = -1;
 	if (tcp_route)
 		c->flags |= CONN_F_TCP_ROUTE;
@@ -248,6 +249,7 @@ void conn_close(struct conn *c, int fail, int reset)
 	c->st = CONN_ST_CLOSED;
 	loop_timer_stop(&px->loop, &c->timer);
 	loop_defer_cancel(&px->loop, &c->kick);
+	loop_defer_cancel(&px->loop, &c->flush);
 	ep_close(ev, &c->cli, reset);
 	ep_close(ev, &c->srv, 0);
 	pxmetrics_tcp_close(c->m_src, (c->flags & CONN_F_FAILED) != 0);

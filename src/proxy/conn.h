@@ -85,6 +85,7 @@ struct conn {
 	uint64_t tfire;               /* private: when the timer fires */
 	struct loop_defer reap;       /* private */
 	struct loop_defer kick;       /* private: h1 pipelined input */
+	struct loop_defer flush;      /* private: h1 corked client output */
 	struct h1x h1;                /* rw: h1.c, valid in CONN_ST_H1 */
 	struct h2d *h2;               /* rw: h2side.c, valid in CONN_ST_H2 */
 };

@@ -171,7 +171,8 @@ int ep_sendv(struct ev_loop *ev, struct ep *ep, const struct iovec *iov,
 		return 0;
 	if (total > buf_room(&ep->out))
 		return -ENOBUFS;
-	if (buf_len(&ep->out) == 0 && !(ep->flags & EP_F_CONNECTING)) {
+	if (buf_len(&ep->out) == 0 &&
+	    !(ep->flags & (EP_F_CONNECTING | EP_F_CORK))) {
 		w = ep_writev_raw(ep, iov, n > EP_MAX_IOV ? EP_MAX_IOV : n);
 		if (w < 0)
 			return (int)w;
@@ -193,7 +194,7 @@ int ep_sendv(struct ev_loop *ev, struct ep *ep, const struct iovec *iov,
 		}
 		skip = 0;
 	}
-	if (!(ep->flags & EP_F_CONNECTING))
+	if (!(ep->flags & (EP_F_CONNECTING | EP_F_CORK)))
 		ep_want_add(ev, ep, EV_WRITE);
 	return 0;
 }
@@ -205,6 +206,7 @@ ssize_t ep_flush(struct ev_loop *ev, struct ep *ep)
 
 	if (ep->fd < 0)
 		return -EBADF;
+	ep->flags &= ~EP_F_CORK;
 	while (buf_len(&ep->out)) {
 		v.iov_base = buf_data(&ep->out);
 		v.iov_len = buf_len(&ep->out);

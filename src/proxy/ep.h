@@ -55,6 +55,9 @@ extern char ep_scratch[EP_SCRATCH_SIZE];
 #define EP_F_CONNECTING 0x08 /* non-blocking connect in progress */
 #define EP_F_WANT_SHUTW 0x10 /* send FIN once <out> is drained */
 #define EP_F_NOTSOCK    0x20 /* not a socket: read/writev, not recv/send */
+#define EP_F_CORK       0x40 /* ep_sendv only queues into <out>; the owner
+                              * calls ep_flush (which clears it) later, so
+                              * pieces produced apart leave in one write */
 
 struct ep {
 	int fd;                      /* ro: -1 when closed */

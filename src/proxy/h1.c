@@ -22,12 +22,16 @@
  * response to an HTTP/1.0 client goes out raw and the connection closes.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "core/h2.h"
 #include "core/log.h"
+#include "core/mem.h"
 #include "core/util.h"
 #include "proxy/conn.h"
 #include "proxy/h1.h"
+#include "proxy/h2side.h"
 #include "proxy/pool.h"
 #include "proxy/rewrite.h"
 #include "proxy/tcp.h"
@@ -54,6 +58,12 @@ static void h1_update(struct conn *c);
 static int h1_input(struct conn *c, const char *data, size_t len,
                     int from_in);
 static int h1_synth(struct conn *c, int status, const char *reason);
+static void h1_hx_close(struct h1x *x);
+static void h1_hx_drop(struct h1x *x);
+static int h1_hx_send(struct conn *c, struct h1_batch *b);
+static int h1_hx_resend(struct conn *c, const struct sock_addr *to);
+static int h1_hx_begin(struct conn *c, const struct http1_head *h,
+                       const struct sock_addr *addr);
 
 static inline struct ev_loop *h1_ev(const struct conn *c)
 {
@@ -208,6 +218,18 @@ static ssize_t h1_body(struct h1body *b, const char *data, size_t len,
 	return (ssize_t)used;
 }
 
+/* Sends <b> to the exchange's upstream, whichever its kind, and empties
+ * it. 0 or -errno. */
+static int h1_up_send(struct conn *c, struct h1_batch *b)
+{
+	if (c->h1.hx)
+		return h1_hx_send(c, b);
+	if (c->h1.up)
+		return h1_batch_send(c, &c->h1.up->ep, b);
+	h1_batch_init(b);
+	return 0;
+}
+
 /* ---- exchange end ---- */
 
 static void h1_x_reset(struct conn *c)
@@ -225,6 +247,7 @@ static void h1_x_reset(struct conn *c)
 	x->up = NULL;
 	buf_free(&x->replay);
 	x->attempts = 0;
+	h1_hx_close(x);
 }
 
 /* Counts the response once. */
@@ -252,6 +275,9 @@ void h1_release(struct conn *c)
 		pool_h1_put(x->up, 0);
 		x->up = NULL;
 	}
+	h1_hx_close(x);
+	loop_defer_cancel(&c->px->loop, &c->flush);
+	c->cli.flags &= ~EP_F_CORK;
 	/* a response begun but never finished is a failed one */
 	if (x->flags & H1X_F_HEAD_SENT)
 		h1_count_response(c, x->status, x->grpc, 1);
@@ -285,6 +311,7 @@ static int h1_end(struct conn *c)
 		x->up = NULL;
 		pool_h1_put(up, reuse);
 	}
+	h1_hx_close(x);
 	/* a client that half-closed still gets its pipelined requests */
 	if ((x->flags & H1X_F_CLOSE) || x->rst != H1R_DONE ||
 	    !(x->flags & H1X_F_KEEPALIVE) || c->px->draining ||
@@ -333,6 +360,7 @@ static int h1_synth(struct conn *c, int status, const char *reason)
 		pool_h1_put(x->up, 0);
 		x->up = NULL;
 	}
+	h1_hx_close(x);
 	close = x->rst != H1R_DONE || !(x->flags & H1X_F_KEEPALIVE) ||
 	        c->px->draining;
 	if (rewrite_synth(hb, status, reason, grpc, close) < 0 ||
@@ -358,6 +386,7 @@ static int h1_synth(struct conn *c, int status, const char *reason)
 #define H1_RETRY_ROUTE 0   /* h1_retry modes */
 #define H1_RETRY_STALE 1
 #define H1_RETRY_UNSENT 2
+#define H1_RETRY_REFUSED 3
 static int h1_retry(struct conn *c, int mode, int status);
 
 /* The upstream broke before any answer: a stale keep-alive connection or,
@@ -387,7 +416,11 @@ static int h1_up_write_failed(struct conn *c)
  *    application (connection refused, or the endpoint's proxy could not
  *    connect to its application): another endpoint, outside the budget;
  *  - H1_RETRY_STALE: a reused keep-alive connection closed before any
- *    answer: the same target on a fresh connection, once.
+ *    answer: the same target on a fresh connection, once;
+ *  - H1_RETRY_REFUSED: the HTTP/2 stream of an upgraded request was
+ *    refused unprocessed (REFUSED_STREAM, GOAWAY, connection never
+ *    made): another endpoint when there is one, else the same, once,
+ *    outside the budget.
  * The current upstream is dropped (its response never reaches the
  * client); the per-endpoint series count the abandoned attempt with
  * <status> as a failure. Returns 1 when sent again (the exchange goes on), 0 when the
@@ -412,6 +445,14 @@ static int h1_retry(struct conn *c, int mode, int status)
 			return 0;
 		same = x->up->t->addr;
 		pool_target_close_idle(x->up->t);
+	} else if (mode == H1_RETRY_REFUSED) {
+		if (!x->hreq || x->attempts)
+			return 0;
+		if (x->lease.svc && svc_failover(&x->lease) == SVC_PICKED &&
+		    x->lease.hint == DST_HINT_H2)
+			same = x->lease.addr;
+		else
+			same = x->haddr;
 	} else if ((x->flags & H1X_F_STALE_OK) || !x->lease.svc) {
 		return 0;
 	} else if (mode == H1_RETRY_UNSENT) {
@@ -424,6 +465,11 @@ static int h1_retry(struct conn *c, int mode, int status)
 	} else {
 		same = x->lease.addr;
 	}
+	/* an upgraded request is kept in its HTTP/2 form: it goes again
+	 * only to a meshed endpoint */
+	if (x->hreq && x->lease.svc && mode != H1_RETRY_REFUSED &&
+	    x->lease.hint != DST_HINT_H2)
+		return 0;
 	x->attempts++;
 	if (x->flags & H1X_F_COUNTED) {
 		/* per-endpoint series count attempts: the abandoned one ends
@@ -442,10 +488,13 @@ static int h1_retry(struct conn *c, int mode, int status)
 		pool_h1_put(x->up, 0);
 		x->up = NULL;
 	}
+	h1_hx_drop(x);
 	x->rscan = 0;
 	x->flags &= (uint16_t)~(H1X_F_UP_DIRTY | H1X_F_UP_KEEP);
 	LOG_DEBUG("proxy", "conn %llu: retry %u",
 	          (unsigned long long)c->id, (unsigned)x->attempts);
+	if (x->hreq)
+		return h1_hx_resend(c, &same);
 	t = pool_target_get(px->pool, c->dir, &same);
 	if (t)
 		x->up = pool_h1_get(t, c, &err);
@@ -570,6 +619,10 @@ static int h1_begin_routed(struct conn *c, const struct http1_head *h,
 	x->sst = H1S_WAIT;
 	if (res->status)
 		return h1_synth(c, res->status, res->reason);
+	if (!(x->flags & H1X_F_UPGRADE) &&
+	    (x->lease.svc ? x->lease.hint == DST_HINT_H2
+	                  : res->ep[0].hint == ROUTE_HINT_H2))
+		return h1_hx_begin(c, h, x->lease.svc ? &x->lease.addr : addr);
 	t = pool_target_get(px->pool, c->dir, addr);
 	if (!t)
 		return h1_synth(c, 503, "out of memory");
@@ -687,8 +740,7 @@ static void h1_route_done(void *arg, struct route_result *res)
 	h1_batch_init(&bt);
 	if (h1_begin_routed(c, &h, res, &bt) < 0)
 		return;
-	if (x->up && h1_batch_send(c, &x->up->ep, &bt) < 0 &&
-	    h1_up_write_failed(c) < 0)
+	if (h1_up_send(c, &bt) < 0 && h1_up_write_failed(c) < 0)
 		return;
 	ep_consume_in(&c->cli, (size_t)r);
 	if (h1_input(c, buf_data(&c->cli.in), buf_len(&c->cli.in), 1) == 0)
@@ -762,12 +814,11 @@ static int h1_input(struct conn *c, const char *data, size_t len,
 		len -= (size_t)n;
 		if (x->req.done)
 			x->rst = H1R_DONE;
-		if (h1_batch_full(&bt) && x->up &&
-		    h1_batch_send(c, &x->up->ep, &bt) < 0 &&
+		if (h1_batch_full(&bt) && h1_up_send(c, &bt) < 0 &&
 		    h1_up_write_failed(c) < 0)
 			return -1;
 	}
-	if (bt.n && x->up && h1_batch_send(c, &x->up->ep, &bt) < 0 &&
+	if ((bt.n || x->hx) && h1_up_send(c, &bt) < 0 &&
 	    h1_up_write_failed(c) < 0)
 		return -1;
 	if (ep_keep_in(&c->cli, data, len, from_in) < 0)
@@ -1129,6 +1180,532 @@ void h1_up_failed(struct conn *c, int err)
 		h1_synth(c, 502, "connect failed");
 }
 
+
+/* ---- HTTP/1 over HTTP/2 (meshd-orig-proto, DESIGN.md 4) ----
+ *
+ * A request to an endpoint that discovery marks meshed (the H2 hint) rides
+ * a stream of the pooled HTTP/2 connection to that endpoint's proxy
+ * (h2side_x_*), marked "meshd-orig-proto: HTTP/1.x"; that proxy turns it
+ * back into HTTP/1.1 for its application. The exchange's state machine is
+ * the same as with an HTTP/1 upstream: the head is submitted at once, the
+ * body goes decoded (chunk framing stays on this side; request trailers
+ * are not carried) through h1_hx_send, and the response comes back through
+ * the callbacks below and is framed for the client (content-length kept,
+ * else chunked, else close-delimited for HTTP/1.0). Flow control: body
+ * bytes the stream's queue refuses wait in x->hovf and the client is not
+ * read meanwhile; response bytes are released to the stream window once
+ * the client's socket took them (h1_update). Retries and failover reuse
+ * h1_retry with the head kept in x->hreq and the body in x->replay.
+ */
+
+#define H1_ORIG_PROTO "meshd-orig-proto"
+
+struct h1_h2req {
+	struct h2_request r;
+	struct h2_header f[];
+};
+
+static const struct h2side_xops h1_hx_ops;
+
+/* Response pieces arrive in callbacks of the shared upstream connection:
+ * they are queued (corked) and written once per loop round by h1_flush. */
+static void h1_hx_cork(struct conn *c)
+{
+	if (c->cli.flags & EP_F_CORK)
+		return;
+	c->cli.flags |= EP_F_CORK;
+	loop_defer(&c->px->loop, &c->flush);
+}
+
+void h1_flush(void *arg)
+{
+	struct conn *c = arg;
+
+	if (conn_closed(c) || c->st != CONN_ST_H1 ||
+	    !(c->cli.flags & EP_F_CORK))
+		return;
+	if (ep_flush(h1_ev(c), &c->cli) < 0) {
+		conn_close(c, 1, 0);
+		return;
+	}
+	h1_update(c);
+}
+
+/* Gives up the stream (not the kept request: a retry may follow). */
+static void h1_hx_drop(struct h1x *x)
+{
+	if (x->hx) {
+		h2side_x_close(x->hx);
+		x->hx = NULL;
+	}
+	buf_free(&x->hovf);
+	x->hpend = 0;
+	x->hend = 0;
+}
+
+static void h1_hx_close(struct h1x *x)
+{
+	h1_hx_drop(x);
+	MEM_FREE(&x->hreq);
+}
+
+static struct str h1_hx_copy(char **p, const char *v, size_t n, int lower)
+{
+	struct str r = str_make(*p, n);
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		(*p)[i] = lower && v[i] >= 'A' && v[i] <= 'Z' ? (char)(v[i] + 32)
+		                                             : v[i];
+	*p += n;
+	return r;
+}
+
+/*
+ * The HTTP/2 form of request <h> in one allocation (x->hreq): pseudo
+ * fields, the fields that are not hop-by-hop nor Host, lowercased, and
+ * meshd-orig-proto. <host> stands in for a missing authority. 0, -E2BIG
+ * (over the header limits) or -ENOMEM.
+ */
+static int h1_hx_req_new(struct conn *c, const struct http1_head *h,
+                         const char *host)
+{
+	struct h1x *x = &c->h1;
+	const char *auth = h->authority ? h->authority : host;
+	size_t alen = h->authority ? h->authority_len : strlen(host);
+	const char *path = h->path_len ? h->path : "/";
+	size_t plen = h->path_len ? h->path_len : 1;
+	char proto[40];
+	size_t i, nf = 0, bytes, plen2;
+	struct h1_h2req *q;
+	char *p;
+
+	plen2 = (size_t)snprintf(proto, sizeof(proto), "HTTP/1.%d%s",
+	                         x->version == 10 ? 0 : 1,
+	                         h->target_form == HTTP1_T_ABSOLUTE
+	                                 ? "; absolute-form" : "");
+	bytes = h->method_len + alen + plen + sizeof(H1_ORIG_PROTO) + plen2 +
+	        sizeof("trailers");
+	for (i = 0; i < h->nheaders; i++)
+		bytes += h->headers[i].name_len + h->headers[i].value_len;
+	if (bytes > c->px->cfg.max_head + 256)
+		return -E2BIG;
+	q = mem_alloc(sizeof(*q) + (h->nheaders + 2) * sizeof(q->f[0]) +
+	              bytes);
+	if (!q)
+		return -ENOMEM;
+	p = (char *)&q->f[h->nheaders + 2];
+	q->r.method = h1_hx_copy(&p, h->method, h->method_len, 0);
+	q->r.scheme = str_make("http", 4);
+	q->r.authority = h1_hx_copy(&p, auth, alen, 0);
+	q->r.path = h1_hx_copy(&p, path, plen, 0);
+	for (i = 0; i < h->nheaders; i++) {
+		const struct http1_header *f = &h->headers[i];
+
+		if (http1_is_hop_by_hop(h, f->name, f->name_len) ||
+		    http1_name_is(f->name, f->name_len, "host") ||
+		    http1_name_is(f->name, f->name_len, H1_ORIG_PROTO))
+			continue;
+		q->f[nf].name = h1_hx_copy(&p, f->name, f->name_len, 1);
+		q->f[nf].value = h1_hx_copy(&p, f->value, f->value_len, 0);
+		nf++;
+	}
+	if (h->flags & HTTP1_F_TE_TRAILERS) {
+		q->f[nf].name = str_make("te", 2);
+		q->f[nf].value = h1_hx_copy(&p, "trailers", 8, 0);
+		nf++;
+	}
+	q->f[nf].name = h1_hx_copy(&p, H1_ORIG_PROTO,
+	                           sizeof(H1_ORIG_PROTO) - 1, 0);
+	q->f[nf].value = h1_hx_copy(&p, proto, plen2, 0);
+	nf++;
+	q->r.fields = q->f;
+	q->r.nfields = nf;
+	x->hreq = q;
+	return 0;
+}
+
+/* Opens the stream for the kept head to <to>, with end of request when
+ * <end>. 0, or the status to answer. */
+static int h1_hx_open(struct conn *c, const struct sock_addr *to, int end)
+{
+	struct h1x *x = &c->h1;
+	int st = 502;
+
+	x->hx = h2side_x_open(c->px, c->dir, to, &x->hreq->r, end,
+	                      &h1_hx_ops, c, &st);
+	if (!x->hx)
+		return st;
+	x->haddr = *to;
+	x->hend = (uint8_t)end;
+	x->hpend = 0;
+	buf_free(&x->hovf);
+	return 0;
+}
+
+/* Ends the stream's request side once the whole body went. */
+static int h1_hx_maybe_end(struct conn *c)
+{
+	struct h1x *x = &c->h1;
+
+	if (!x->hx || x->hend || x->rst != H1R_DONE || buf_len(&x->hovf))
+		return 0;
+	x->hend = 1;
+	return h2side_x_end(x->hx, NULL, 0) < 0 ? -EPIPE : 0;
+}
+
+/* Queues body bytes on the stream; what it refuses waits in hovf. */
+static int h1_hx_write(struct conn *c, const char *p, size_t n)
+{
+	struct h1x *x = &c->h1;
+	ssize_t r = 0;
+
+	if (n == 0)
+		return 0;
+	if (!buf_len(&x->hovf)) {
+		r = h2side_x_write(x->hx, p, n);
+		if (r < 0)
+			return (int)r;
+	}
+	if ((size_t)r < n) {
+		if (x->hovf.limit == 0)
+			buf_init(&x->hovf, c->px->cfg.in_limit +
+			         EP_SCRATCH_SIZE);
+		if (buf_append(&x->hovf, p + r, n - (size_t)r) < 0)
+			return -ENOBUFS;
+	}
+	return 0;
+}
+
+static int h1_hx_send(struct conn *c, struct h1_batch *b)
+{
+	struct h1x *x = &c->h1;
+	int i, rc = 0;
+
+	if (x->flags & H1X_F_REPLAY)
+		h1_replay_keep(x, b);
+	for (i = 0; i < b->n && rc == 0; i++)
+		rc = h1_hx_write(c, b->iov[i].iov_base, b->iov[i].iov_len);
+	h1_batch_init(b);
+	if (rc == 0)
+		rc = h1_hx_maybe_end(c);
+	return rc;
+}
+
+/* A retry: the kept head and body again, on a new stream to <to>.
+ * Returns 1 when sent, 0 when not possible. */
+static int h1_hx_resend(struct conn *c, const struct sock_addr *to)
+{
+	struct h1x *x = &c->h1;
+	size_t n = buf_len(&x->replay);
+
+	if (h1_hx_open(c, to, n == 0) != 0)
+		return 0;
+	if (n && (h1_hx_write(c, buf_data(&x->replay), n) < 0 ||
+	          h1_hx_maybe_end(c) < 0)) {
+		x->flags |= H1X_F_UP_DIRTY;
+		return 0;
+	}
+	return 1;
+}
+
+/* Starts the upgraded exchange for request <h> to <addr> (the caller has
+ * counted it). Returns 0, or -1 when the connection ended. */
+static int h1_hx_begin(struct conn *c, const struct http1_head *h,
+                       const struct sock_addr *addr)
+{
+	struct proxy *px = c->px;
+	struct h1x *x = &c->h1;
+	char host[SOCK_ADDR_STRLEN];
+	uint64_t tmo;
+	int rc;
+
+	host[0] = '\0';
+	if (!h->authority && sock_addr_format(addr, host, sizeof(host)) < 0)
+		host[0] = '\0';
+	rc = h1_hx_req_new(c, h, host);
+	if (rc < 0)
+		return h1_synth(c, rc == -E2BIG ? 431 : 503, rc == -E2BIG ?
+		                "request head too large to forward" :
+		                "out of memory");
+	/* the body crosses decoded: HTTP/2 frames it */
+	x->req.out = H1_OUT_RAW;
+	x->rst = x->req.done ? H1R_DONE : H1R_BODY;
+	rc = h1_hx_open(c, addr, x->req.done);
+	if (rc)
+		return h1_synth(c, rc, rc == 503 ? "upstream stream limit"
+		                                 : "connect failed");
+	tmo = h1_route_policy(c, h, 0);
+	if (tmo)
+		conn_timeout(c, CONN_T_RESPONSE, tmo);
+	else
+		conn_timeout(c, CONN_T_IDLE, px->cfg.idle_timeout_ms);
+	return 0;
+}
+
+static struct str h1_hx_field(const struct h2_header *f, size_t n,
+                              const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (str_eq_cstr(f[i].name, name))
+			return f[i].value;
+	return STR_NULL;
+}
+
+/* Appends "name: value" lines for <f>[<n>] to <hb>, leaving out
+ * meshd-orig-proto and what HTTP/1 frames itself. */
+static int h1_hx_fields(struct buf *hb, const struct h2_header *f, size_t n,
+                        int skip_length)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (str_eq_cstr(f[i].name, H1_ORIG_PROTO) ||
+		    (skip_length && str_eq_cstr(f[i].name, "content-length")))
+			continue;
+		if (buf_append(hb, f[i].name.p, f[i].name.len) < 0 ||
+		    buf_append(hb, ": ", 2) < 0 ||
+		    buf_append(hb, f[i].value.p, f[i].value.len) < 0 ||
+		    buf_append(hb, "\r\n", 2) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int h1_hx_grpc(struct str v)
+{
+	int g = 0;
+	size_t i;
+
+	if (v.len == 0 || v.len > 2)
+		return -1;
+	for (i = 0; i < v.len; i++) {
+		if (v.p[i] < '0' || v.p[i] > '9')
+			return -1;
+		g = g * 10 + (v.p[i] - '0');
+	}
+	return g;
+}
+
+static int h1_hx_on_head(void *o, const struct h2_head *hd, int end)
+{
+	struct conn *c = o;
+	struct proxy *px = c->px;
+	struct h1x *x = &c->h1;
+	struct buf *hb = h1_hb();
+	struct str cl, err;
+	uint64_t len = 0;
+	int nobody, out = H1_OUT_ASIS, kind = HTTP1_BODY_LENGTH;
+
+	if (hd->status == 101) {
+		h1_resp_fail(c, "unexpected 101 response");
+		return 0;
+	}
+	h1_hx_cork(c);
+	if (hd->status < 200) {
+		/* interim: forwarded to HTTP/1.1 clients only */
+		if (x->version == 11 &&
+		    (buf_printf(hb, "HTTP/1.1 %d %s\r\n", hd->status,
+		                rewrite_reason(hd->status)) < 0 ||
+		     h1_hx_fields(hb, hd->fields, hd->nfields, 0) < 0 ||
+		     buf_append(hb, "\r\n", 2) < 0 ||
+		     ep_send(h1_ev(c), &c->cli, buf_data(hb), buf_len(hb)) < 0))
+			h1_abort(c, "client write failed");
+		return 0;
+	}
+	if (x->flags & H1X_F_HEAD_SENT) {
+		h1_abort(c, "a second response head");
+		return 0;
+	}
+	err = h1_hx_field(hd->fields, hd->nfields, RW_HDR_PROXY_ERROR);
+	if (hd->status >= 500 &&
+	    h1_retry(c, hd->status == 502 && str_eq_cstr(err, "connect failed")
+	                ? H1_RETRY_UNSENT : H1_RETRY_ROUTE, hd->status))
+		return 0;  /* this stream was given up */
+	x->status = (int16_t)hd->status;
+	x->grpc = (int16_t)h1_hx_grpc(h1_hx_field(hd->fields, hd->nfields,
+	                                          "grpc-status"));
+	pxmetrics_latency(x->m, hd->status, loop_now_ms(&px->loop) - x->t0);
+	cl = h1_hx_field(hd->fields, hd->nfields, "content-length");
+	nobody = x->method == HTTP1_M_HEAD || hd->status == 204 ||
+	         hd->status == 304;
+	if (nobody) {
+		kind = HTTP1_BODY_NONE;
+	} else if (cl.len && str_to_u64(cl, &len) == 0) {
+		kind = HTTP1_BODY_LENGTH;
+	} else if (end) {
+		kind = HTTP1_BODY_LENGTH;   /* "content-length: 0" below */
+		cl = STR_NULL;
+	} else if (x->version == 11) {
+		kind = HTTP1_BODY_CHUNKED;
+		out = H1_OUT_CHUNKED;
+	} else {
+		kind = HTTP1_BODY_CLOSE;
+		out = H1_OUT_RAW;
+		x->flags |= H1X_F_CLOSE;
+	}
+	if (!(x->flags & H1X_F_KEEPALIVE) || x->rst != H1R_DONE ||
+	    px->draining)
+		x->flags |= H1X_F_CLOSE;
+	if (buf_printf(hb, "HTTP/1.1 %d %s\r\n", hd->status,
+	               rewrite_reason(hd->status)) < 0 ||
+	    h1_hx_fields(hb, hd->fields, hd->nfields,
+	                 kind != HTTP1_BODY_NONE && !cl.len) < 0 ||
+	    (kind == HTTP1_BODY_LENGTH && !cl.len &&
+	     buf_append_str(hb, "content-length: 0\r\n") < 0) ||
+	    (out == H1_OUT_CHUNKED &&
+	     buf_append_str(hb, "transfer-encoding: chunked\r\n") < 0) ||
+	    ((x->flags & H1X_F_CLOSE) &&
+	     buf_append_str(hb, "connection: close\r\n") < 0) ||
+	    (!(x->flags & H1X_F_CLOSE) && x->version == 10 &&
+	     buf_append_str(hb, "connection: keep-alive\r\n") < 0) ||
+	    buf_append(hb, "\r\n", 2) < 0) {
+		h1_resp_fail(c, "response head too large");
+		return 0;
+	}
+	h1_body_init(&x->resp, (enum http1_body)kind, len, out,
+	             &px->cfg.h1lim);
+	x->resp.done = 0;
+	x->flags |= H1X_F_HEAD_SENT;
+	x->sst = H1S_BODY;
+	conn_timeout(c, CONN_T_IDLE, px->cfg.idle_timeout_ms);
+	if (ep_send(h1_ev(c), &c->cli, buf_data(hb), buf_len(hb)) < 0)
+		h1_abort(c, "client write failed");
+	return 0;
+}
+
+static int h1_hx_on_data(void *o, const char *p, size_t n)
+{
+	struct conn *c = o;
+	struct h1x *x = &c->h1;
+	struct h1_batch bt;
+	int rc = 0;
+
+	x->hpend += (uint32_t)n;
+	h1_hx_cork(c);
+	if (x->sst == H1S_BODY && x->resp.kind != HTTP1_BODY_NONE) {
+		h1_batch_init(&bt);
+		if (x->resp.out == H1_OUT_CHUNKED) {
+			char *line = bt.lines[bt.nl++];
+
+			h1_batch_add(&bt, line, http1_chunk_line(line, n));
+			h1_batch_add(&bt, p, n);
+			h1_batch_add(&bt, h1_crlf, 2);
+		} else {
+			h1_batch_add(&bt, p, n);
+		}
+		rc = h1_batch_send(c, &c->cli, &bt);
+	}
+	if (rc < 0) {
+		h1_abort(c, "client write failed");
+		return 0;
+	}
+	conn_touch(c);
+	if (!ep_out_pending(&c->cli)) {
+		h2side_x_consume(x->hx, x->hpend);
+		x->hpend = 0;
+	}
+	return 0;
+}
+
+static int h1_hx_on_trailers(void *o, const struct h2_header *f, size_t n)
+{
+	struct conn *c = o;
+	struct h1x *x = &c->h1;
+	struct buf *hb = h1_hb();
+	int g = h1_hx_grpc(h1_hx_field(f, n, "grpc-status"));
+
+	if (g >= 0)
+		x->grpc = (int16_t)g;
+	if (x->sst != H1S_BODY || x->resp.out != H1_OUT_CHUNKED)
+		return 0;  /* no way to carry them: dropped */
+	h1_hx_cork(c);
+	x->resp.last_sent = 1;
+	if (buf_append(hb, h1_last, 3) < 0 ||
+	    h1_hx_fields(hb, f, n, 0) < 0 ||
+	    ep_send(h1_ev(c), &c->cli, buf_data(hb), buf_len(hb)) < 0)
+		h1_abort(c, "client write failed");
+	return 0;
+}
+
+static int h1_hx_on_end(void *o)
+{
+	struct conn *c = o;
+	struct h1x *x = &c->h1;
+	struct buf *hb = h1_hb();
+
+	if (x->sst != H1S_BODY) {
+		h1_synth(c, 502, "upstream response without a final head");
+		return 0;
+	}
+	h1_hx_cork(c);
+	if (x->resp.out == H1_OUT_CHUNKED &&
+	    ((!x->resp.last_sent && buf_append(hb, h1_last, 3) < 0) ||
+	     buf_append(hb, h1_crlf, 2) < 0 ||
+	     ep_send(h1_ev(c), &c->cli, buf_data(hb), buf_len(hb)) < 0)) {
+		h1_abort(c, "client write failed");
+		return 0;
+	}
+	x->resp.done = 1;
+	x->sst = H1S_DONE;
+	h1_end(c);
+	return 0;
+}
+
+static void h1_hx_on_close(void *o, int reset, uint32_t code)
+{
+	struct conn *c = o;
+	struct h1x *x = &c->h1;
+
+	(void)reset;
+	x->hx = NULL;  /* gone with this call */
+	x->flags |= H1X_F_UP_DIRTY;
+	if (!(x->flags & H1X_F_HEAD_SENT)) {
+		if (x->sst == H1S_WAIT &&
+		    ((code == H2_REFUSED_STREAM &&
+		      h1_retry(c, H1_RETRY_REFUSED, 503)) ||
+		     h1_retry(c, H1_RETRY_ROUTE, 502)))
+			return;
+		h1_synth(c, code == H2_REFUSED_STREAM ? 503 : 502,
+		         "upstream reset the stream");
+		return;
+	}
+	if (x->sst != H1S_DONE)
+		h1_abort(c, "upstream reset the stream");
+}
+
+static void h1_hx_on_writable(void *o)
+{
+	struct conn *c = o;
+	struct h1x *x = &c->h1;
+	ssize_t r;
+
+	if (buf_len(&x->hovf)) {
+		r = h2side_x_write(x->hx, buf_data(&x->hovf),
+		                   buf_len(&x->hovf));
+		if (r > 0)
+			buf_consume(&x->hovf, (size_t)r);
+		if (!buf_len(&x->hovf))
+			buf_free(&x->hovf);
+	}
+	if (h1_hx_maybe_end(c) < 0) {
+		h1_synth(c, 502, "upstream write failed");
+		return;
+	}
+	h1_update(c);
+}
+
+static const struct h2side_xops h1_hx_ops = {
+	.on_head = h1_hx_on_head,
+	.on_data = h1_hx_on_data,
+	.on_trailers = h1_hx_on_trailers,
+	.on_end = h1_hx_on_end,
+	.on_close = h1_hx_on_close,
+	.on_writable = h1_hx_on_writable,
+};
+
 /* ---- events ---- */
 
 static void h1_update(struct conn *c)
@@ -1143,8 +1720,9 @@ static void h1_update(struct conn *c)
 		if (x->rst == H1R_HEAD && x->sst == H1S_NONE)
 			ce |= EV_READ;
 		else if (x->rst == H1R_BODY)
-			ce |= (x->up && !h1_up_connecting(x) &&
-			       !ep_out_pending(&x->up->ep)) ? EV_READ : 0;
+			ce |= ((x->up && !h1_up_connecting(x) &&
+			        !ep_out_pending(&x->up->ep)) ||
+			       (x->hx && !buf_len(&x->hovf))) ? EV_READ : 0;
 		else if (buf_len(&c->cli.in) < c->cli.in.limit / 2)
 			/* while a response is awaited the client stays
 			 * watched (no interest change per request, early
@@ -1152,6 +1730,11 @@ static void h1_update(struct conn *c)
 			ce |= EV_READ;
 	}
 	ep_want(ev, &c->cli, ce);
+	if (x->hx && x->hpend && !ep_out_pending(&c->cli)) {
+		/* the client took what the stream delivered: more may come */
+		h2side_x_consume(x->hx, x->hpend);
+		x->hpend = 0;
+	}
 	if (x->up && !h1_up_connecting(x)) {
 		ue = x->up->ep.events & EV_WRITE;
 		if ((x->sst == H1S_WAIT || x->sst == H1S_BODY) &&

@@ -34,6 +34,8 @@
 
 struct conn;
 struct h1up;
+struct h2side_x;
+struct h1_h2req;
 
 /* Body framing progress of one direction. */
 struct h1body {
@@ -94,8 +96,17 @@ struct h1x {
 	struct route_wait rw;
 	struct svc_lease lease;      /* the balancer's endpoint, or empty */
 	struct buf replay;           /* with H1X_F_REPLAY: the request as
-	                              * sent upstream (head + body) */
+	                              * sent upstream (head + body; with hx:
+	                              * the body only) */
 	uint8_t attempts;            /* retries made for this request */
+	/* HTTP/1 over HTTP/2 (meshd-orig-proto): the request rides a stream
+	 * of the pooled h2 connection to a meshed endpoint instead of <up> */
+	uint8_t hend;                /* the stream's request side was ended */
+	uint32_t hpend;              /* response bytes not released yet */
+	struct h2side_x *hx;         /* the stream, or NULL */
+	struct h1_h2req *hreq;       /* its head as submitted (for retries) */
+	struct buf hovf;             /* body bytes its queue refused */
+	struct sock_addr haddr;      /* the endpoint it went to */
 };
 
 /*
@@ -119,6 +130,11 @@ void h1_drain(struct conn *c);
 
 /* Runs pipelined input kept in cli.in (deferred work). */
 void h1_kick(void *arg);
+
+/* Sends the client output corked while an upgraded response was being
+ * produced (deferred work: once per loop round, so the head and body of
+ * a response, or several responses, leave in one write). */
+void h1_flush(void *arg);
 
 /* ---- called by pool.c for the bound upstream (the upstream seam) ---- */
 

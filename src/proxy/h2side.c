@@ -46,6 +46,7 @@
 #include "core/str.h"
 #include "core/util.h"
 #include "proxy/conn.h"
+#include "proxy/h2h1.h"
 #include "proxy/h2side.h"
 #include "proxy/pool.h"
 #include "proxy/rewrite.h"
@@ -56,6 +57,11 @@
 #define H2S_F_FAILED    0x08
 #define H2S_F_COUNTED   0x10
 #define H2S_F_ROUTING   0x20     /* the route lookup is pending */
+#define H2S_F_ORIG      0x1000   /* inbound meshd-orig-proto: HTTP/1 up */
+#define H2S_F_ORIG_ABS  0x2000   /* ... and the client used absolute-form */
+#define H2S_F_EXT       0x40     /* an external stream (h2side_x_open) */
+#define H2S_F_XREQ_END  0x80     /* external: the request was ended */
+#define H2S_F_XRESP_END 0x100    /* external: the response ended */
 
 /* Attempts per request, the first included (Linkerd's limit). */
 #define H2S_MAX_ATTEMPTS 3
@@ -75,6 +81,7 @@
 
 struct h2side {
 	struct mem_pool d_pool, u_pool, s_pool;
+	struct mem_pool x_pool;      /* struct h2h1 (h2h1.c) */
 	struct h2_limits lim;        /* downstream (server role) */
 	struct h2_limits lim_up;     /* upstream (client role) */
 	size_t ovf_limit;
@@ -133,6 +140,12 @@ struct h2s {
 	struct pxm_http *m;
 	struct svc_lease lease;  /* the balancer's endpoint, or empty */
 	struct h2s_req *rq;      /* until the answer: see h2s_req */
+	struct h2h1 *hx;         /* H2S_F_ORIG: the HTTP/1 exchange upstream,
+	                          * until the response ended or failed */
+	/* external streams (H2S_F_EXT): no downstream; the owner and its
+	 * callbacks, xo NULL once the owner gave the stream up */
+	const struct h2side_xops *xops;
+	void *xo;
 };
 
 /*
@@ -188,6 +201,7 @@ int h2side_init(struct proxy *px)
 	mem_pool_init(&hs->d_pool, "h2d", sizeof(struct h2d), 0, 64);
 	mem_pool_init(&hs->u_pool, "h2u", sizeof(struct h2u), 0, 64);
 	mem_pool_init(&hs->s_pool, "h2s", sizeof(struct h2s), 0, 256);
+	mem_pool_init(&hs->x_pool, "h2h1", h2h1_size(), 0, 64);
 	h2_limits_default(&hs->lim);
 	if (px->cfg.max_conn_mem)
 		hs->lim.mem_max = px->cfg.max_conn_mem;
@@ -228,6 +242,7 @@ void h2side_fini(struct proxy *px)
 	mem_pool_destroy(&hs->d_pool);
 	mem_pool_destroy(&hs->u_pool);
 	mem_pool_destroy(&hs->s_pool);
+	mem_pool_destroy(&hs->x_pool);
 	mem_free(hs);
 	px->h2side = NULL;
 }
@@ -327,6 +342,10 @@ static void h2s_req_discard(struct h2s *s)
 
 static void h2s_free(struct h2s *s, struct proxy *px)
 {
+	if (s->hx) {
+		h2h1_release(s->hx);
+		s->hx = NULL;
+	}
 	h2s_req_free(s);
 	/* still leased: the stream ended without a response */
 	svc_release(&s->lease, 1);
@@ -521,6 +540,11 @@ static void h2s_synth(struct h2s *s, int status, const char *reason)
 	size_t n = 0;
 	int st = status;
 
+	if (s->hx) {
+		/* the HTTP/1 upstream (if any) is closed, never reused */
+		h2h1_release(s->hx);
+		s->hx = NULL;
+	}
 	if (!d || !s->did)
 		return;
 	s->flags |= H2S_F_FAILED;
@@ -593,7 +617,14 @@ static void h2u_fail_streams(struct h2u *u, int status, const char *why)
 		h2s_unlink_u(s);
 		s->u = NULL;
 		s->uid = 0;
-		if (!s->d || !s->did)
+		if (s->flags & H2S_F_EXT) {
+			/* a connection never made carried nothing */
+			if (s->xo)
+				s->xops->on_close(s->xo, 1, u->opened
+				                  ? H2_INTERNAL_ERROR
+				                  : H2_REFUSED_STREAM);
+			h2s_free(s, px);
+		} else if (!s->d || !s->did)
 			h2s_free(s, px);
 		else if (!h2s_retry(s, 0, 502))
 			h2s_synth(s, status, why);
@@ -918,6 +949,186 @@ static int h2s_req_new(struct h2d *d, struct h2s *s,
 	return 0;
 }
 
+/* ---- requests forwarded as HTTP/1 (inbound meshd-orig-proto) ---- */
+
+/* h2h1's calls for the exchange of <owner> (a struct h2s): the response
+ * goes down the stream as an upstream h2 stream's would. */
+static int h2s_h1_head(void *owner, int status, const struct h2_header *f,
+                       size_t n, int end)
+{
+	struct h2s *s = owner;
+	struct h2d *d = s->d;
+	int rc;
+
+	if (!d || !s->did)
+		return -1;
+	if (status < 200) {
+		(void)h2_submit_response(d->h2, s->did, status, f, n, 0);
+		h2d_dirty(d);
+		return 0;
+	}
+	h2s_req_free(s);
+	s->status = status;
+	s->grpc = h2side_grpc_status(f, n);
+	pxmetrics_latency(s->m, status, loop_now_ms(&d->c->px->loop) - s->t0);
+	rc = h2_submit_response(d->h2, s->did, status, f, n, end);
+	h2d_dirty(d);
+	if (rc < 0)
+		return -1;
+	s->flags |= H2S_F_HEAD_SENT;
+	s->prog = loop_now_ms(&d->c->px->loop);
+	if (end)
+		s->resp.ended = s->resp.end_sent = 1;
+	return 0;
+}
+
+static ssize_t h2s_h1_data(void *owner, const char *p, size_t n)
+{
+	struct h2s *s = owner;
+	ssize_t w;
+
+	if (!s->d || !s->did)
+		return -1;
+	w = h2_stream_write(s->d->h2, s->did, p, n);
+	if (w < 0)
+		return -1;
+	if (w > 0) {
+		s->prog = loop_now_ms(&s->d->c->px->loop);
+		h2d_dirty(s->d);
+	}
+	return w;
+}
+
+static void h2s_h1_end(void *owner, const struct h2_header *f, size_t n)
+{
+	struct h2s *s = owner;
+	int g;
+
+	/* done with the exchange; the request's rest is not wanted */
+	h2h1_release(s->hx);
+	s->hx = NULL;
+	h2s_req_discard(s);
+	if (!s->d || !s->did)
+		return;
+	g = h2side_grpc_status(f, n);
+	if (g >= 0)
+		s->grpc = g;
+	s->resp.ended = 1;
+	if (!s->resp.end_sent) {
+		(void)h2_stream_end(s->d->h2, s->did, n ? f : NULL, n);
+		s->resp.end_sent = 1;
+	}
+	h2d_dirty(s->d);
+}
+
+static void h2s_h1_fail(void *owner, int status, const char *reason)
+{
+	/* releases the exchange; a reset once the head went down */
+	h2s_synth(owner, status, reason);
+}
+
+static void h2s_h1_consumed(void *owner, size_t n)
+{
+	struct h2s *s = owner;
+
+	s->req.consumed += n;
+	if (s->d && s->did) {
+		(void)h2_consume(s->d->h2, s->did, n);
+		h2d_dirty(s->d);
+	}
+}
+
+static const struct h2h1_ops h2s_h1_ops = {
+	.head = h2s_h1_head,
+	.data = h2s_h1_data,
+	.end = h2s_h1_end,
+	.fail = h2s_h1_fail,
+	.consumed = h2s_h1_consumed,
+};
+
+/*
+ * Forwards the request of <s> (H2S_F_ORIG) to its endpoint as HTTP/1.1
+ * (h2h1.c) instead of opening an upstream stream: the stored head, what
+ * waited in req.ovf, the end when the client ended. No retries: the
+ * body copy goes. Returns 0, or -1 when the proxy answered the client.
+ */
+static int h2s_h1_open(struct h2s *s)
+{
+	struct h2d *d = s->d;
+	struct proxy *px = d->c->px;
+	struct h2side *hs = h2side_of(px);
+	struct h2s_req *rq = s->rq;
+	const struct sock_addr *a = s->lease.svc ? &s->lease.addr : &rq->addr;
+	struct h2_header tf[H2SIDE_MAX_FIELDS];
+	struct pool_target *t;
+	struct h2h1_req hr;
+	struct h2h1 *hx;
+	struct buf ovf;
+	const char *p;
+	uint32_t l[2];
+	size_t i, ntf = 0;
+	int err = 0, cl = 0;
+
+	h2s_body_drop(rq);
+	memset(&hr, 0, sizeof(hr));
+	hr.method = rq->method;
+	hr.authority = rq->auth;
+	hr.path = rq->path;
+	hr.fields = rq->f;
+	hr.nfields = rq->nf;
+	hr.hold_max = hs->ovf_limit;
+	if (s->flags & H2S_F_ORIG_ABS)
+		hr.flags |= H2H1_F_ABSOLUTE;
+	for (i = 0; i < rq->nf; i++)
+		if (str_eq_cstr(rq->f[i].name, "content-length"))
+			cl = 1;
+	if (s->req.ended && s->req.rcvd == 0 && !s->req.ntrl)
+		hr.flags |= H2H1_F_NOBODY;
+	else if (!cl)
+		hr.flags |= H2H1_F_CHUNKED;
+	t = pool_target_get(px->pool, d->c->dir, a);
+	hx = t ? h2h1_open(px, &hs->x_pool, t, &hr, &h2s_h1_ops, s, &err)
+	       : NULL;
+	if (!hx) {
+		if (t)
+			pool_target_maybe_free(t);
+		if (!t || err == -ENOBUFS)
+			h2s_synth(s, 503, "out of memory");
+		else if (err == -EINVAL)
+			h2s_synth(s, 400, "request cannot be sent as HTTP/1");
+		else
+			h2s_synth(s, 502, "connect failed");
+		return -1;
+	}
+	rq->attempts++;
+	s->hx = hx;
+	/* what arrived while the route was looked up */
+	ovf = s->req.ovf;
+	memset(&s->req.ovf, 0, sizeof(s->req.ovf));
+	if (buf_len(&ovf) && h2h1_req_data(hx, buf_data(&ovf),
+	                                   buf_len(&ovf)) < 0 && s->hx)
+		h2s_synth(s, 502, "request body buffer full");
+	buf_free(&ovf);
+	if (s->hx && s->req.ended) {
+		p = buf_data(&s->req.trl);
+		for (i = 0; i < s->req.ntrl && ntf < H2SIDE_MAX_FIELDS; i++) {
+			memcpy(l, p, sizeof(l));
+			p += sizeof(l);
+			tf[ntf].name = str_make(p, l[0]);
+			p += l[0];
+			tf[ntf].value = str_make(p, l[1]);
+			p += l[1];
+			ntf++;
+		}
+		if (h2h1_req_end(s->hx, ntf ? tf : NULL, ntf) < 0 && s->hx)
+			h2s_synth(s, 502, "request trailers too large");
+		buf_free(&s->req.trl);
+		s->req.ntrl = 0;
+	}
+	h2d_dirty(d);
+	return 0;
+}
+
 /*
  * Opens an upstream stream for <s> to its endpoint (the lease's, else
  * the routed address), submits the stored head and queues what of the
@@ -936,6 +1147,8 @@ static int h2s_up_open(struct h2s *s)
 	int32_t uid;
 	int end;
 
+	if (s->flags & H2S_F_ORIG)
+		return h2s_h1_open(s);
 	t = pool_target_get(px->pool, d->c->dir, a);
 	u = t ? h2u_pick(px, t) : NULL;
 	if (!u) {
@@ -1131,6 +1344,19 @@ static int h2s_head_failed(const struct h2s *s, const struct h2_head *head,
 
 /* ---- upstream callbacks (client role) ---- */
 
+/* An external stream's owner returned <r>: -1 gives the stream up (it is
+ * reset, the owner hears no more of it). */
+static int h2x_ret(struct h2s *s, int r)
+{
+	if (r < 0) {
+		s->xo = NULL;
+		return H2_CB_RESET;
+	}
+	return 0;
+}
+
+#define H2X(s) ((s) && ((s)->flags & H2S_F_EXT))
+
 static int h2u_on_head(void *ctx, int32_t id, void *su,
                        const struct h2_head *head, int end_stream)
 {
@@ -1140,6 +1366,10 @@ static int h2u_on_head(void *ctx, int32_t id, void *su,
 
 	(void)ctx;
 	(void)id;
+	if (H2X(s))
+		return s->xo ? h2x_ret(s, s->xops->on_head(s->xo, head,
+		                                           end_stream))
+		             : H2_CB_RESET;
 	if (!s || !s->d || !s->did)
 		return H2_CB_RESET;
 	d = s->d;
@@ -1178,6 +1408,9 @@ static int h2u_on_data(void *ctx, int32_t id, void *su, const char *p,
 	struct h2s *s = su;
 
 	(void)id;
+	if (H2X(s))
+		return s->xo ? h2x_ret(s, s->xops->on_data(s->xo, p, n))
+		             : H2_CB_RESET;
 	if (!s || !s->d || !s->did)
 		return H2_CB_RESET;
 	if (h2dir_fwd(&s->resp, h2side_of(u->px)->ovf_limit, s->d->h2, s->did,
@@ -1195,6 +1428,9 @@ static int h2u_on_trailers(void *ctx, int32_t id, void *su,
 
 	(void)ctx;
 	(void)id;
+	if (H2X(s))
+		return s->xo ? h2x_ret(s, s->xops->on_trailers(s->xo, f, n))
+		             : H2_CB_RESET;
 	if (!s || !s->d || !s->did)
 		return H2_CB_RESET;
 	g = h2side_grpc_status(f, n);
@@ -1213,10 +1449,18 @@ static int h2u_on_trailers(void *ctx, int32_t id, void *su,
 
 static void h2u_on_end(void *ctx, int32_t id, void *su)
 {
+	struct h2u *u = ctx;
 	struct h2s *s = su;
 
-	(void)ctx;
-	(void)id;
+	if (H2X(s)) {
+		s->flags |= H2S_F_XRESP_END;
+		if (s->xo && s->xops->on_end(s->xo) < 0) {
+			s->xo = NULL;
+			(void)h2_stream_reset(u->h2, id, H2_CANCEL);
+			h2u_dirty(u);
+		}
+		return;
+	}
 	if (!s || !s->d || !s->did)
 		return;
 	s->resp.ended = 1;
@@ -1237,6 +1481,12 @@ static void h2u_on_stream_close(void *ctx, int32_t id, void *su, int reset,
 	h2s_unlink_u(s);
 	s->u = NULL;
 	s->uid = 0;
+	if (H2X(s)) {
+		if (s->xo)
+			s->xops->on_close(s->xo, reset, code);
+		h2s_free(s, u->px);
+		return;
+	}
 	if (s->d && s->did) {
 		if (reset && !(s->flags & H2S_F_HEAD_SENT) &&
 		    h2s_retry(s, code == H2_REFUSED_STREAM, 502)) {
@@ -1269,6 +1519,11 @@ static void h2u_on_writable(void *ctx, int32_t id, void *su)
 	(void)id;
 	if (!s || !s->uid)
 		return;
+	if (H2X(s)) {
+		if (s->xo)
+			s->xops->on_writable(s->xo);
+		return;
+	}
 	if (h2dir_push(&s->req, u->h2, s->uid) < 0)
 		h2_stream_reset(u->h2, s->uid, H2_INTERNAL_ERROR);
 }
@@ -1322,7 +1577,7 @@ static void h2d_route(struct h2d *d, struct h2s *s,
 	struct route_result res;
 	struct str auth = head->authority;
 	size_t i, n = 0;
-	int rc;
+	int rc, orig = 0, abs = 0;
 
 	for (i = 0; i < head->nfields; i++) {
 		const struct h2_header *h = &head->fields[i];
@@ -1336,11 +1591,27 @@ static void h2d_route(struct h2d *d, struct h2s *s,
 		if (c->dir == ROUTE_INBOUND &&
 		    str_eq_cstr(h->name, RW_HDR_CLIENT_ID))
 			continue;
+		if (c->dir == ROUTE_INBOUND && str_eq_cstr(h->name, H2H1_HDR)) {
+			/* an HTTP/1 request upgraded by the client's proxy:
+			 * it goes to the application as HTTP/1.1 */
+			orig = orig ? -1 : h2h1_orig_proto(h->value, &abs);
+			continue;
+		}
 		if (n < H2SIDE_MAX_FIELDS)
 			f[n++] = *h;
 	}
 	if (end_stream)
 		s->req.ended = 1;
+	if (orig < 0) {
+		s->m = pxmetrics_http(&px->pm, NULL, (enum pxm_dir)c->dir,
+		                      auth, NULL);
+		pxmetrics_request(s->m);
+		s->flags |= H2S_F_COUNTED;
+		h2s_synth(s, 400, "invalid " H2H1_HDR);
+		return;
+	}
+	if (orig)
+		s->flags |= H2S_F_ORIG | (abs ? H2S_F_ORIG_ABS : 0);
 	rc = h2s_req_new(d, s, head, auth, f, n);
 	if (rc < 0) {
 		s->m = pxmetrics_http(&px->pm, NULL, (enum pxm_dir)c->dir,
@@ -1426,6 +1697,9 @@ static int h2d_on_data(void *ctx, int32_t id, void *su, const char *p,
 			buf_init(&s->req.ovf, h2side_of(d->c->px)->ovf_limit);
 		return buf_append(&s->req.ovf, p, n) < 0 ? H2_CB_RESET : 0;
 	}
+	if (s->hx)
+		/* consumed as the HTTP/1 upstream takes it (h2s_h1_consumed) */
+		return h2h1_req_data(s->hx, p, n) < 0 ? H2_CB_RESET : 0;
 	if (!s->u || !s->uid) {
 		/* nobody upstream (answered by the proxy): discard */
 		h2_consume(d->h2, id, n);
@@ -1454,6 +1728,8 @@ static int h2d_on_trailers(void *ctx, int32_t id, void *su,
 		h2s_body_drop(s->rq);
 	if (s->flags & H2S_F_ROUTING)
 		return h2dir_save_trailers(&s->req, f, n) < 0 ? H2_CB_RESET : 0;
+	if (s->hx)
+		return h2h1_req_end(s->hx, f, n) < 0 ? H2_CB_RESET : 0;
 	if (!s->u || !s->uid)
 		return 0;
 	if (buf_len(&s->req.ovf) == 0) {
@@ -1475,6 +1751,11 @@ static void h2d_on_end(void *ctx, int32_t id, void *su)
 	if (!s)
 		return;
 	s->req.ended = 1;
+	if (s->hx) {
+		if (h2h1_req_end(s->hx, NULL, 0) < 0 && s->hx)
+			h2s_synth(s, 502, "request end failed");
+		return;
+	}
 	if (!s->u || !s->uid)
 		return;
 	if (!s->req.end_sent && buf_len(&s->req.ovf) == 0)
@@ -1497,6 +1778,11 @@ static void h2d_on_stream_close(void *ctx, int32_t id, void *su, int reset,
 	h2s_unlink_d(s);
 	s->d = NULL;
 	s->did = 0;
+	if (s->hx) {
+		/* the client went first: the HTTP/1 upstream is closed */
+		h2h1_release(s->hx);
+		s->hx = NULL;
+	}
 	if (s->u && s->uid) {
 		if (reset || !s->req.end_sent) {
 			h2_stream_reset(s->u->h2, s->uid, H2_CANCEL);
@@ -1515,6 +1801,10 @@ static void h2d_on_writable(void *ctx, int32_t id, void *su)
 	(void)id;
 	if (!s || !s->did)
 		return;
+	if (s->hx) {
+		h2h1_resume(s->hx);
+		return;
+	}
 	if (h2dir_push(&s->resp, d->h2, s->did) < 0)
 		h2_stream_reset(d->h2, s->did, H2_INTERNAL_ERROR);
 }
@@ -1743,6 +2033,10 @@ void h2side_release(struct conn *c)
 		h2s_unlink_d(s);
 		s->d = NULL;
 		s->did = 0;
+		if (s->hx) {
+			h2h1_release(s->hx);
+			s->hx = NULL;
+		}
 		if (s->u && s->uid) {
 			h2_stream_reset(s->u->h2, s->uid, H2_CANCEL);
 			h2u_dirty(s->u);
@@ -1753,4 +2047,118 @@ void h2side_release(struct conn *c)
 	h2_free(d->h2);
 	c->h2 = NULL;
 	mem_pool_put(&h2side_of(px)->d_pool, d);
+}
+
+/* ---- external upstream streams (h2side.h) ---- */
+
+static struct h2s *h2x_s(struct h2side_x *x)
+{
+	return (struct h2s *)(void *)x;
+}
+
+struct h2side_x *h2side_x_open(struct proxy *px, int dir,
+                               const struct sock_addr *addr,
+                               const struct h2_request *req, int end,
+                               const struct h2side_xops *ops, void *o,
+                               int *status)
+{
+	struct pool_target *t;
+	struct h2u *u;
+	struct h2s *s;
+	int32_t uid;
+
+	t = pool_target_get(px->pool, dir, addr);
+	u = t ? h2u_pick(px, t) : NULL;
+	if (!u) {
+		if (t)
+			pool_target_maybe_free(t);
+		*status = t ? 503 : 502;
+		return NULL;
+	}
+	s = mem_pool_zget(&h2side_of(px)->s_pool);
+	if (!s) {
+		*status = 503;
+		return NULL;
+	}
+	s->flags = H2S_F_EXT;
+	s->xops = ops;
+	s->xo = o;
+	s->grpc = -1;
+	uid = h2_submit_request(u->h2, req, end, s);
+	if (uid <= 0) {
+		mem_pool_put(&h2side_of(px)->s_pool, s);
+		*status = uid == -EAGAIN ? 503 : 502;
+		return NULL;
+	}
+	if (end)
+		s->flags |= H2S_F_XREQ_END;
+	h2s_link_u(s, u, uid);
+	return (struct h2side_x *)(void *)s;
+}
+
+ssize_t h2side_x_write(struct h2side_x *x, const void *p, size_t n)
+{
+	struct h2s *s = h2x_s(x);
+	ssize_t r;
+
+	if (!s->u || !s->uid)
+		return -EPIPE;
+	r = h2_stream_write(s->u->h2, s->uid, p, n);
+	h2u_dirty(s->u);
+	return r;
+}
+
+int h2side_x_end(struct h2side_x *x, const struct h2_header *f, size_t n)
+{
+	struct h2s *s = h2x_s(x);
+	int r;
+
+	if (!s->u || !s->uid)
+		return -EPIPE;
+	r = h2_stream_end(s->u->h2, s->uid, f, n);
+	if (r == 0)
+		s->flags |= H2S_F_XREQ_END;
+	h2u_dirty(s->u);
+	return r;
+}
+
+void h2side_x_consume(struct h2side_x *x, size_t n)
+{
+	struct h2s *s = h2x_s(x);
+
+	if (!s->u || !s->uid || n == 0)
+		return;
+	(void)h2_consume(s->u->h2, s->uid, n);
+	h2u_dirty(s->u);
+}
+
+size_t h2side_x_queued(const struct h2side_x *x)
+{
+	const struct h2s *s = (const struct h2s *)(const void *)x;
+
+	return s->u && s->uid ? h2_stream_queued(s->u->h2, s->uid) : 0;
+}
+
+void h2side_x_close(struct h2side_x *x)
+{
+	struct h2s *s = h2x_s(x);
+	struct h2u *u = s->u;
+	struct proxy *px;
+
+	if (!u) {
+		/* cannot happen: a stream without connection was closed */
+		return;
+	}
+	px = u->px;
+	if (s->uid) {
+		(void)h2_stream_set_user(u->h2, s->uid, NULL);
+		if ((s->flags & (H2S_F_XREQ_END | H2S_F_XRESP_END)) !=
+		    (H2S_F_XREQ_END | H2S_F_XRESP_END))
+			(void)h2_stream_reset(u->h2, s->uid, H2_CANCEL);
+	}
+	h2s_unlink_u(s);
+	s->u = NULL;
+	s->uid = 0;
+	h2u_dirty(u);
+	h2s_free(s, px);
 }

@@ -28,6 +28,8 @@
 #define MESHD_PROXY_H2SIDE_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 struct proxy;
 struct conn;
@@ -54,5 +56,61 @@ void h2side_drain(struct conn *c);
 /* Shutdown: the upstream connection takes no new streams and ends when
  * its streams are done. */
 void h2side_up_drain(struct h2u *u);
+
+/*
+ * External upstream streams: a stream on the pooled HTTP/2 connection to a
+ * target, driven by another module (h1h2.c: an HTTP/1 client's request
+ * upgraded between proxies, DESIGN.md 4). h2side owns the connection; the
+ * owner <o> owns the request and receives the response through <ops>.
+ *
+ * Contract: every callback gets the owner pointer. on_head (1xx heads
+ * too), on_data, on_trailers and on_end run from the connection's input;
+ * on_data bytes stay charged to the stream window until
+ * h2side_x_consume. on_close runs exactly once when the stream is gone
+ * for any reason other than h2side_x_close (reset by the peer, refused,
+ * connection lost or never made: <code> then REFUSED_STREAM when the
+ * request surely reached no application) or after both sides ended;
+ * the handle is dead when it returns. Callbacks return 0, or -1 to have
+ * the stream reset (no on_close follows then: the owner gave it up).
+ * Callbacks may call h2side_x_* on their own handle except inside
+ * on_close, and may open other streams.
+ */
+struct h2side_x;
+struct h2_head;
+struct h2_header;
+struct h2_request;
+struct sock_addr;
+
+struct h2side_xops {
+	int (*on_head)(void *o, const struct h2_head *head, int end_stream);
+	int (*on_data)(void *o, const char *p, size_t n);
+	int (*on_trailers)(void *o, const struct h2_header *f, size_t n);
+	int (*on_end)(void *o);
+	void (*on_close)(void *o, int reset, uint32_t code);
+	void (*on_writable)(void *o);
+};
+
+/*
+ * Opens a stream to (<dir>, <addr>) with <req> (end of request when
+ * <end>). Returns the handle, or NULL with *<status> the status the proxy
+ * should answer (502: no connection possible, 503: stream limits).
+ */
+struct h2side_x *h2side_x_open(struct proxy *px, int dir,
+                               const struct sock_addr *addr,
+                               const struct h2_request *req, int end,
+                               const struct h2side_xops *ops, void *o,
+                               int *status);
+/* Queues request body bytes: the count accepted (0: full, on_writable
+ * follows), or -errno (the stream is failing; on_close follows). */
+ssize_t h2side_x_write(struct h2side_x *x, const void *p, size_t n);
+/* Ends the request, with trailers <f>[<n>] (may be NULL/0). 0 or -errno. */
+int h2side_x_end(struct h2side_x *x, const struct h2_header *f, size_t n);
+/* Releases <n> response bytes to the stream window. */
+void h2side_x_consume(struct h2side_x *x, size_t n);
+/* Bytes of request body queued and not yet sent. */
+size_t h2side_x_queued(const struct h2side_x *x);
+/* The owner lets go: the stream is reset unless both sides ended; no
+ * callback runs for it any more. */
+void h2side_x_close(struct h2side_x *x);
 
 #endif

@@ -144,7 +144,8 @@ static void pool_up_close(struct h1up *u, int fail)
 		t->pool->nbusy--;
 	}
 	u->st = H1UP_CLOSED;
-	u->cx = NULL;
+	u->owner = NULL;
+	u->ops = NULL;
 	t->nclosing++;  /* <t> outlives the deferred free of <u> */
 	loop_timer_stop(&px->loop, &u->timer);
 	ep_close(px->loop.ev, &u->ep, 0);
@@ -165,7 +166,30 @@ static void pool_up_reap(void *arg)
 	pool_target_maybe_free(t);
 }
 
+/* h1.c's exchanges: the owner is the struct conn */
+static void pool_h1_io(void *owner, int revents)
+{
+	h1_up_io(owner, revents);
+}
+
+static void pool_h1_failed(void *owner, int err)
+{
+	h1_up_failed(owner, err);
+}
+
+static const struct h1up_ops pool_h1_ops = {
+	.io = pool_h1_io,
+	.failed = pool_h1_failed,
+};
+
 struct h1up *pool_h1_get(struct pool_target *t, struct conn *cx, int *err)
+{
+	return pool_h1_get_owner(t, &pool_h1_ops, cx, err);
+}
+
+struct h1up *pool_h1_get_owner(struct pool_target *t,
+                               const struct h1up_ops *ops, void *owner,
+                               int *err)
 {
 	struct proxy *px = t->pool->px;
 	struct h1up *u = t->idle;
@@ -175,7 +199,8 @@ struct h1up *pool_h1_get(struct pool_target *t, struct conn *cx, int *err)
 		pool_idle_unlink(u);
 		loop_timer_stop(&px->loop, &u->timer);
 		u->st = H1UP_BUSY;
-		u->cx = cx;
+		u->owner = owner;
+		u->ops = ops;
 		t->nbusy++;
 		t->pool->nbusy++;
 		/* EV_READ stays on: events now go to the exchange */
@@ -197,7 +222,8 @@ struct h1up *pool_h1_get(struct pool_target *t, struct conn *cx, int *err)
 		return NULL;
 	}
 	u->st = H1UP_CONNECTING;
-	u->cx = cx;
+	u->owner = owner;
+	u->ops = ops;
 	t->nbusy++;
 	t->pool->nbusy++;
 	if (t->m) {
@@ -223,7 +249,8 @@ void pool_h1_put(struct h1up *u, int reuse)
 		pool_up_close(u, !reuse);
 		return;
 	}
-	u->cx = NULL;
+	u->owner = NULL;
+	u->ops = NULL;
 	u->nreq++;
 	u->st = H1UP_IDLE;
 	t->nbusy--;
@@ -268,20 +295,21 @@ static void pool_up_connected(struct h1up *u)
 	u->ep.flags &= ~EP_F_CONNECTING;
 	loop_timer_stop(&px->loop, &u->timer);
 	if (e < 0) {
-		struct conn *c = u->cx;
+		const struct h1up_ops *ops = u->ops;
+		void *owner = u->owner;
 
 		LOG_DEBUG("proxy", "upstream connect failed: %s", strerror(-e));
 		pool_up_close(u, 1);
-		if (c)
-			h1_up_failed(c, e);
+		if (owner)
+			ops->failed(owner, e);
 		return;
 	}
 	(void)sock_set_nodelay(u->ep.fd);
 	u->st = H1UP_BUSY;
 	u->opened = 1;
 	pxmetrics_tcp_open(t->m);
-	if (u->cx)
-		h1_up_io(u->cx, EV_WRITE);
+	if (u->owner)
+		u->ops->io(u->owner, EV_WRITE);
 }
 
 static void pool_up_cb(struct ev_loop *ev, ev_io *w, int revents)
@@ -294,8 +322,8 @@ static void pool_up_cb(struct ev_loop *ev, ev_io *w, int revents)
 		pool_up_connected(u);
 		return;
 	case H1UP_BUSY:
-		if (u->cx)
-			h1_up_io(u->cx, revents);
+		if (u->owner)
+			u->ops->io(u->owner, revents);
 		return;
 	case H1UP_IDLE:
 		/* EOF or unasked bytes: either way the connection is done */
@@ -309,13 +337,14 @@ static void pool_up_cb(struct ev_loop *ev, ev_io *w, int revents)
 static void pool_up_timer_cb(struct loop *loop, struct loop_timer *tm)
 {
 	struct h1up *u = container_of(tm, struct h1up, timer);
-	struct conn *c = u->cx;
+	const struct h1up_ops *ops = u->ops;
+	void *owner = u->owner;
 
 	(void)loop;
 	if (u->st == H1UP_CONNECTING) {
 		pool_up_close(u, 1);
-		if (c)
-			h1_up_failed(c, -ETIMEDOUT);
+		if (owner)
+			ops->failed(owner, -ETIMEDOUT);
 	} else if (u->st == H1UP_IDLE) {
 		pool_up_close(u, 0);
 	}

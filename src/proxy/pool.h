@@ -8,9 +8,13 @@
  * multiplexed connection (h2side.c) that all streams to that target share.
  * A target lives while it holds any connection.
  *
- * An HTTP/1 upstream (struct h1up) is bound to one exchange at a time
- * (h1up.cx); while bound, its socket events go to h1_up_io(), and connect
- * failures to h1_up_failed().
+ * An HTTP/1 upstream (struct h1up) is bound to one exchange at a time: an
+ * owner pointer and its struct h1up_ops. While bound, its socket events
+ * go to ops->io(owner, revents) and a connect failure or timeout to
+ * ops->failed(owner, -errno), after which the connection is closed and
+ * unbound. h1.c's exchanges bind through pool_h1_get (ops = h1_up_io /
+ * h1_up_failed on a struct conn); other owners (h2h1.c) through
+ * pool_h1_get_owner.
  *
  * Contracts:
  *  - h1up objects come from px->up_pool and are freed through loop_defer,
@@ -37,11 +41,22 @@ struct h2u;
 
 enum h1up_st { H1UP_CONNECTING = 0, H1UP_BUSY, H1UP_IDLE, H1UP_CLOSED };
 
+/* What a bound owner is told. Both may unbind the connection (put it) or
+ * release the owner; pool.c touches nothing of either afterwards. */
+struct h1up_ops {
+	/* socket events while bound and connected */
+	void (*io)(void *owner, int revents);
+	/* the connect failed or timed out (-errno); the connection is
+	 * already closed and unbound */
+	void (*failed)(void *owner, int err);
+};
+
 struct h1up {
 	struct ep ep;                 /* rw: by the bound exchange */
 	struct pool_target *t;        /* ro */
 	struct h1up *next, *prev;     /* private: target's idle list */
-	struct conn *cx;              /* ro: bound exchange or NULL */
+	void *owner;                  /* ro: bound exchange or NULL */
+	const struct h1up_ops *ops;   /* ro: with <owner> */
 	enum h1up_st st;              /* ro */
 	int opened;                   /* private: counted in tcp_open_total */
 	uint64_t nreq;                /* ro: exchanges served */
@@ -89,6 +104,11 @@ void pool_target_close_idle(struct pool_target *t);
  * at once or nothing is left (pool cap, memory).
  */
 struct h1up *pool_h1_get(struct pool_target *t, struct conn *cx, int *err);
+
+/* Same for any owner: <u>'s events go to <ops> with <owner>. */
+struct h1up *pool_h1_get_owner(struct pool_target *t,
+                               const struct h1up_ops *ops, void *owner,
+                               int *err);
 
 /* Unbinds <u>: back to the idle list when <reuse> (and allowed), else
  * closed. */

@@ -3,18 +3,19 @@
 # (client -> proxy1 -> proxy2 -> origin) against "no proxy" (client ->
 # origin). ./build.sh bench calls it; it can also be run alone (as root):
 #
-#   test/bench/run.sh              3 interleaved rounds (about 12 minutes)
+#   test/bench/run.sh              3 interleaved rounds (about 14 minutes)
 #   test/bench/run.sh --quick      1 round, 3 s per measurement (about 3 minutes)
 #   test/bench/run.sh --rounds 5 --duration 20 --contenders "direct haproxy"
 #
 # Options: --quick; --rounds N; --duration S (every measurement); --contenders
-# "direct haproxy nginx meshd" (a subset; direct is required); --protos
-# "h1 h2"; --out DIR (default build/bench); --keep (keep configs and logs).
+# "direct haproxy haproxy-h2link nginx meshd" (the default; direct is
+# required; meshd-static is optional: named here only); --protos "h1 h2";
+# --out DIR (default build/bench); --keep (keep configs and logs).
 # CPUs: BENCH_CPU_LOAD (loadgen, default 0), BENCH_CPU_PROXY (both proxies,
 # default 1), BENCH_CPU_ORIGIN (default: the loadgen CPU). meshd:
 # MESHD_BIN (default build/meshd; copied at the start, so a rebuild during
 # the run changes nothing), BENCH_MESHD_UID (the uid both meshd proxies run
-# as, default 2102; the redirect into proxy 1 skips it).
+# as, default 2102).
 #
 # What it measures, per contender and protocol (HTTP/1.1 keep-alive; h2c
 # prior knowledge between client and first hop):
@@ -44,8 +45,10 @@
 # Adding a contender: write c_<name>_avail and c_<name>_start (see the
 # HAProxy pair), optionally c_<name>_check (the path check's requests took
 # the intended path) and c_<name>_stop (undoes what start did besides
-# spawning processes; see the meshd pair for both), and add a row to
-# CONTENDER_TABLE below. Nothing else changes.
+# spawning processes; see the meshd pair for both), optionally c_<name>_protos
+# (the protocols it runs for, default all) and add a row to CONTENDER_TABLE
+# below (and its name to OPTIONAL when it is not run by default). Nothing
+# else changes.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 top=$(pwd)
@@ -296,15 +299,23 @@ wait_port $O_H1 && wait_port $O_H2 || die "origin nginx did not start: $(cat "$w
 #   HOP1 HOP2  the PIDs making up proxy 1 and proxy 2 ("" for no proxy)
 #   PATHNOTE   what each hop speaks, for the report
 #   AUTHORITY  optional: the Host / :authority loadgen sends (default: ENTRY's address)
-# c_X_avail prints why X cannot run and returns 1, or returns 0.
+#   AUX        optional: PIDs of helper processes (the meshd controller),
+#              pinned to the load CPU, counted neither in the proxies' CPU
+#              nor in the foreign CPU
+# c_X_avail prints why X cannot run and returns 1, or returns 0; c_X_protos,
+# when defined, prints the protocols X runs for (the others are skipped).
 # ---------------------------------------------------------------------------
 CONTENDER_TABLE=(
 #	"name     description"
 	"direct   no proxy: loadgen -> origin"
 	"haproxy  HAProxy pair (nbthread 1 each, http mode, keep-alive, http-reuse always)"
+	"haproxy-h2link  HAProxy pair with h2c between the two proxies (h1 only; informational)"
 	"nginx    nginx pair (worker_processes 1 each, upstream keepalive)"
-	"meshd    meshd pair (meshd proxy, one event loop each; client sidecar outbound -> server sidecar inbound)"
+	"meshd    meshd pair as deployed (meshd controller; client sidecar resolves the service name -> server sidecar inbound)"
+	"meshd-static  meshd pair without a controller (explicit mode, IP authority; optional)"
 )
+# run only when named in --contenders
+OPTIONAL=" meshd-static "
 LEFT_OUT=()
 
 c_direct_avail() { return 0; }
@@ -360,6 +371,46 @@ c_haproxy_start() {
 	fi
 }
 
+# The HAProxy pair with h2c between the two proxies only: HTTP/1.1 from
+# loadgen and to the origin. HAProxy's equivalent of meshd's HTTP/1.1 over
+# the h2 link between its proxies (informational: the targets stay against
+# the plain pair). h1 only: for h2 the plain pair already speaks h2c on
+# every hop.
+# haproxy_link_conf NAME BIND BIND_OPTS SERVER SERVER_OPTS
+haproxy_link_conf() {
+	cat > "$work/$1.cfg" <<EOF
+global
+	nbthread 1
+	maxconn 4000
+defaults
+	mode http
+	timeout connect 5s
+	timeout client 300s
+	timeout server 300s
+	timeout http-keep-alive 300s
+	option http-keep-alive
+	http-reuse always
+frontend fe
+	bind 127.0.0.1:$2 $3
+	default_backend be
+backend be
+	server next 127.0.0.1:$4 $5
+EOF
+}
+c_haproxy-h2link_avail() { c_haproxy_avail; }
+c_haproxy-h2link_protos() { echo h1; }
+c_haproxy-h2link_start() {
+	haproxy_link_conf haproxy-h2link2 15443 "proto h2" $O_H1 ""
+	haproxy_link_conf haproxy-h2link1 15003 "" 15443 "proto h2"
+	spawn haproxy-h2link2 "$cpu_proxy" haproxy -db -f "$work/haproxy-h2link2.cfg"
+	HOP2=$SPAWNED
+	spawn haproxy-h2link1 "$cpu_proxy" haproxy -db -f "$work/haproxy-h2link1.cfg"
+	HOP1=$SPAWNED
+	ENTRY=15003
+	PATHNOTE="HTTP/1.1 into proxy 1, h2c between the proxies (proto h2 on proxy 1's server line and proxy 2's bind line), HTTP/1.1 to the origin"
+	wait_port 15443 && wait_port 15003
+}
+
 c_nginx_avail() { command -v nginx >/dev/null || { echo "nginx not installed"; return 1; }; }
 c_nginx_start() {
 	nginx_conf nginx2 "
@@ -396,19 +447,30 @@ c_nginx_start() {
 	wait_port 15451 && wait_port "$ENTRY"
 }
 
-# The meshd pair: loadgen -> meshd 1 (the client's sidecar, outbound
-# listener, explicit mode: routes by the request's authority) -> meshd 2
-# (the server's sidecar, inbound listener, explicit mode: --inbound-forward
-# to the origin) -> origin. loadgen connects to meshd 1 and sends meshd 2's
-# address as the authority (--authority), as an application sends the name
-# of the service it calls to its sidecar: no redirect rule, so no netfilter
-# hook costs meshd anything the other pairs do not pay.
-c_meshd_avail() {
+# The meshd pair as deployed: loadgen -> meshd 1 (the client's sidecar,
+# outbound listener, explicit mode, --destination-addr: resolves the
+# request's authority through the controller) -> meshd 2 (the server's
+# sidecar, inbound listener, --inbound-forward to the origin) -> origin.
+# `meshd controller --roles registry,destination` (on the load CPU, its CPU
+# time in neither the proxies' figures nor the foreign CPU) serves a
+# registry of one service, MESHD_SVC (port 8080, target_port 15461), whose
+# single workload is meshd 2's inbound address, `meshed: true`: its
+# endpoint 127.0.0.1:15461 carries the H2 protocol hint, so HTTP/1.1 from
+# loadgen rides h2c streams between the proxies (meshd-orig-proto), as in a
+# mesh. loadgen sends the service's name as the authority (--authority), as
+# an application names the service it calls to its sidecar.
+MESHD_SVC=origin.bench:8080
+meshd_avail() {
 	[ -x "$meshd_bin" ] || { echo "no meshd binary at $meshd_bin (make -s -j2 FLAVOR=musl all)"; return 1; }
 	command -v setpriv >/dev/null || { echo "setpriv not installed (Debian: util-linux)"; return 1; }
 	# a private copy: a rebuild of build/meshd during the run changes nothing
 	cp "$meshd_bin" "$work/meshd" && chmod 755 "$work/meshd" || { echo "cannot copy $meshd_bin"; return 1; }
 	"$work/meshd" proxy --help >/dev/null 2>&1 || { echo "$meshd_bin has no working 'proxy' command"; return 1; }
+	return 0
+}
+c_meshd_avail() {
+	meshd_avail || return 1
+	"$work/meshd" controller --help >/dev/null 2>&1 || { echo "$meshd_bin has no working 'controller' command"; return 1; }
 	return 0
 }
 
@@ -424,25 +486,86 @@ meshd_ready() {
 	return 1
 }
 
-c_meshd_start() {
+# meshd_pair PROTO [PROXY1 FLAGS...]: starts meshd 2 (inbound listener
+# 15461 forwarding to the origin's PROTO port, admin 15473) and meshd 1
+# (outbound listener 15460, admin 15463, plus FLAGS), both as the meshd uid
+# on the proxy CPU; sets HOP1, HOP2, ENTRY.
+meshd_pair() {
 	local fwd=$O_H1
 	local -a as=(setpriv --reuid="$meshd_uid" --regid="$meshd_uid" --clear-groups)
 	[ "$1" = h2 ] && fwd=$O_H2
+	shift
 	spawn meshd2 "$cpu_proxy" "${as[@]}" "$work/meshd" proxy --mode explicit \
 		--inbound-addr 127.0.0.1:15461 --inbound-forward 127.0.0.1:$fwd \
 		--outbound-addr 127.0.0.1:15472 --admin-addr 127.0.0.1:15473
 	HOP2=$SPAWNED
 	spawn meshd1 "$cpu_proxy" "${as[@]}" "$work/meshd" proxy --mode explicit \
 		--outbound-addr 127.0.0.1:15460 --inbound-addr 127.0.0.1:15462 \
-		--admin-addr 127.0.0.1:15463
+		--admin-addr 127.0.0.1:15463 "$@"
 	HOP1=$SPAWNED
-	ENTRY=15460 AUTHORITY=127.0.0.1:15461
+	ENTRY=15460
+}
+
+c_meshd_start() {
+	local i h2=""
+	[ "$1" = h2 ] && h2=--h2
+	cat > "$work/registry.yaml" <<EOF
+# the bench's registry: one service, its one workload is meshd 2's inbound
+# listener (a meshed workload: its endpoint gets the h2 protocol hint)
+services:
+  - name: ${MESHD_SVC%%.*}
+    namespace: bench
+    ports: [{port: ${MESHD_SVC##*:}, target_port: 15461}]
+    selector: {app: origin}
+workloads:
+  - name: origin-1
+    namespace: bench
+    addresses: [127.0.0.1]
+    labels: {app: origin}
+    meshed: true
+EOF
+	chmod 644 "$work/registry.yaml"
+	spawn meshd-controller "$cpu_load" "$work/meshd" controller --roles registry,destination \
+		--registry "$work/registry.yaml" --destination-addr 127.0.0.1:15480 \
+		--admin-addr 127.0.0.1:15481
+	AUX=$SPAWNED
+	meshd_ready 15481 || return 1
+	meshd_pair "$1" --destination-addr 127.0.0.1:15480
+	AUTHORITY=$MESHD_SVC
 	if [ "$1" = h1 ]; then
-		PATHNOTE="HTTP/1.1 on every hop; loadgen -> meshd 1 outbound (15460) with Host 127.0.0.1:15461, which meshd 1 routes to meshd 2's inbound listener"
+		PATHNOTE="HTTP/1.1 from loadgen to meshd 1's outbound listener (15460) with Host $MESHD_SVC; meshd 1 resolves it through the controller to meshd 2's inbound listener (127.0.0.1:15461, a meshed workload: h2 protocol hint), so the request rides an h2c stream between the proxies (meshd-orig-proto: HTTP/1.1); HTTP/1.1 from meshd 2 to the origin"
 	else
-		PATHNOTE="h2c on every hop (meshd keeps the protocol); loadgen -> meshd 1 outbound (15460) with :authority 127.0.0.1:15461, which meshd 1 routes to meshd 2's inbound listener"
+		PATHNOTE="h2c on every hop; loadgen -> meshd 1 outbound (15460) with :authority $MESHD_SVC, resolved through the controller to meshd 2's inbound listener (127.0.0.1:15461)"
 	fi
-	meshd_ready 15473 && meshd_ready 15463
+	meshd_ready 15473 && meshd_ready 15463 || return 1
+	# the first request to the name waits for the controller's answer: warm
+	# up until the whole path answers 2xx (up to 5 s), so that no measured
+	# request pays the resolution
+	for i in $(seq 25); do
+		timeout 10 ip netns exec "$NS" "$LG" --url "http://127.0.0.1:$ENTRY/1k" $h2 \
+			--authority "$AUTHORITY" --closed --connections 1 --duration 0.1 --warmup 0 \
+			--json > "$work/resolve.json" 2> "$work/resolve.err" &&
+			[ "$(bad_count "$work/resolve.json")" = 0 ] && break
+		sleep 0.2
+	done
+	[ "$(bad_count "$work/resolve.json")" = 0 ] || { cat "$work/resolve.json" "$work/resolve.err" >&2; return 1; }
+	meshd_baseline
+}
+
+# The previous set-up, kept as an optional contender: no controller, meshd 2's
+# inbound address as the authority (an IP literal: meshd 1 routes to it as
+# is, with no protocol hint), so HTTP/1.1 stays HTTP/1.1 between the proxies.
+c_meshd-static_avail() { meshd_avail; }
+c_meshd-static_start() {
+	meshd_pair "$1"
+	AUTHORITY=127.0.0.1:15461
+	if [ "$1" = h1 ]; then
+		PATHNOTE="HTTP/1.1 on every hop (no controller, no protocol hint); loadgen -> meshd 1 outbound (15460) with Host 127.0.0.1:15461, which meshd 1 routes to meshd 2's inbound listener"
+	else
+		PATHNOTE="h2c on every hop (meshd keeps the protocol; no controller); loadgen -> meshd 1 outbound (15460) with :authority 127.0.0.1:15461, which meshd 1 routes to meshd 2's inbound listener"
+	fi
+	meshd_ready 15473 && meshd_ready 15463 || return 1
+	meshd_baseline
 }
 
 # meshd_responses PORT DIRECTION: the sum of response_total for DIRECTION
@@ -453,19 +576,42 @@ meshd_responses() {
 		cat <&3" 2>/dev/null |
 	awk -v d="direction=\"$2\"" '/^response_total\{/ && index($0, d) { s += $NF } END { printf "%d\n", s }'
 }
+# meshd_baseline: what both proxies answered before the path check (the
+# warm-up requests of the meshd contender), which c_meshd_check subtracts.
+meshd_baseline() {
+	sleep 0.1
+	MESHD_BASE1=$(meshd_responses 15463 outbound)
+	MESHD_BASE2=$(meshd_responses 15473 inbound)
+}
 # c_meshd_check COMPLETED SENT: after the path check (loadgen sent SENT
 # requests and got COMPLETED responses): each proxy answered at least
-# COMPLETED and at most SENT (requests still in flight when loadgen stopped
-# may be answered or not), so the requests did cross meshd 1 (the redirect
-# works) and meshd 2.
+# COMPLETED and at most SENT since the baseline (requests still in flight
+# when loadgen stopped may be answered or not), so the requests did cross
+# meshd 1 and meshd 2.
 c_meshd_check() {
 	local a b
 	a=$(meshd_responses 15463 outbound); b=$(meshd_responses 15473 inbound)
+	[ -n "$a" ] && a=$((a - ${MESHD_BASE1:-0}))
+	[ -n "$b" ] && b=$((b - ${MESHD_BASE2:-0}))
 	[ -n "$a" ] && [ -n "$b" ] && [ "$a" -ge "$1" ] && [ "$a" -le "$2" ] &&
 		[ "$b" -ge "$1" ] && [ "$b" -le "$2" ] && return 0
 	echo "loadgen sent $2 requests and got $1 responses; meshd 1 outbound answered ${a:-?}, meshd 2 inbound ${b:-?}"
 	return 1
 }
+c_meshd-static_check() { c_meshd_check "$@"; }
+# c_meshd_after PROTO: appended to the path note after the last run, while
+# the pair still runs: how many connections meshd 2's inbound listener
+# accepted (an h2 link between the proxies: one or two; HTTP/1.1: about one
+# per request in flight), so the report says what the link really spoke.
+c_meshd_after() {
+	local n
+	n=$(nsx bash -c "exec 3<>/dev/tcp/127.0.0.1/15473 &&
+		printf 'GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n' >&3 &&
+		cat <&3" 2>/dev/null |
+		awk '/^tcp_open_total\{/ && index($0, "direction=\"inbound\",peer=\"src\"") { s += $NF } END { printf "%d", s }')
+	echo " (measured: meshd 2's inbound listener accepted ${n:-?} connection(s) from meshd 1 since its start, warm-up and path check included; loadgen opened up to $rss_conns at once)"
+}
+c_meshd-static_after() { c_meshd_after "$@"; }
 
 # ---------------------------------------------------------------------------
 # Measurements
@@ -491,15 +637,15 @@ run_loadgen() {
 	shift 3
 	cmd="loadgen $* --duration $d --warmup $w --cpu $cpu_load --json"
 	if [ -z "${CMDS[$cmd]:-}" ]; then CMDS[$cmd]=1; CMD_ORDER+=("$cmd"); fi
-	b0=($(busy_ticks)); o0=$(cpu_ticks $ORIGIN_PIDS $HOP1 $HOP2); t0=$EPOCHREALTIME
+	b0=($(busy_ticks)); o0=$(cpu_ticks $ORIGIN_PIDS $HOP1 $HOP2 $AUX); t0=$EPOCHREALTIME
 	timeout $(awk -v d="$d" -v w="$w" 'BEGIN{printf "%d", d + w + 60}') \
 		ip netns exec "$NS" "$LG" "$@" --duration "$d" --warmup "$w" --cpu "$cpu_load" --json \
 		> "$work/$key.json" 2> "$work/$key.err"
 	rc=$?
-	t1=$EPOCHREALTIME; b1=($(busy_ticks)); o1=$(cpu_ticks $ORIGIN_PIDS $HOP1 $HOP2)
+	t1=$EPOCHREALTIME; b1=($(busy_ticks)); o1=$(cpu_ticks $ORIGIN_PIDS $HOP1 $HOP2 $AUX)
 	lg_cpu=$(awk -v u="$(jval "$work/$key.json" cpu_user_s)" -v s="$(jval "$work/$key.json" cpu_sys_s)" \
 		'BEGIN{printf "%.3f", u + s}')
-	# foreign = all busy CPU time - (origin + proxies + loadgen)
+	# foreign = all busy CPU time - (origin + proxies + AUX + loadgen)
 	FOREIGN=$(awk -v b=$((b1[0] - b0[0])) -v o=$((o1 - o0)) -v l="$lg_cpu" -v hz="$clk_tck" \
 		'BEGIN{f = (b - o) / hz - l; if (f < 0) f = 0; printf "%.2f", f}')
 	WALL=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b - a}')
@@ -540,7 +686,7 @@ measure() {
 	local -a a
 	CUR=$c
 	say "round $r: $c $p: starting"
-	AUTHORITY=""
+	AUTHORITY="" AUX=""
 	"c_${c}_start" "$p"
 	rc=$?
 	# what this contender spawned; stopped (and forgotten) when done
@@ -650,6 +796,7 @@ measure() {
 		log_run "$r" "$c" "$p" "RSS, $lat_rate req/s x $rss_conns conns" \
 			"proxy1 $(mib "$m1") MiB, proxy2 $(mib "$m2") MiB, $(err_note "$work/$key.json")"
 	fi
+	if declare -F "c_${c}_after" >/dev/null; then NOTES[$k]+=$("c_${c}_after" "$p"); fi
 	stop_contender
 }
 
@@ -682,7 +829,7 @@ tables() {
 	local key
 	for key in "${!R[@]}"; do printf '%s|%s\n' "$key" "${R[$key]}"; done |
 	awk -F'|' -v rounds="$rounds" -v protos="$only_protos" -v cs="${contenders[*]}" \
-		-v rate="$lat_rate" -v rssc="$rss_conns" '
+		-v rate="$lat_rate" -v rssc="$rss_conns" -v skip="$SKIP" '
 	{ v[$1, $2, $3, $4] = $5 }
 	function sortn(a, n,   i, j, t) {
 		for (i = 2; i <= n; i++) {
@@ -718,6 +865,30 @@ tables() {
 		return (x == "" || y == "") ? "" : (x + y) / 2
 	}
 	function f(fmt, x) { return x == "" ? "–" : sprintf(fmt, x) }
+	# skipped: the contender does not run for this protocol (c_X_protos)
+	function skipped(c, p) { return index(skip, " " c "|" p " ") > 0 }
+	# ratio rows of the contenders matching re against ref, same protocol
+	function ratios(ref, re,   i, j, c, p) {
+		print "| contender | proto | sat req/s | CPU/req at sat | CPU/req at " rate "/s | added p50 | added p99 | RSS idle | RSS load |"
+		print "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+		for (i = 1; i <= nc; i++) for (j = 1; j <= np; j++) {
+			c = C[i]; p = P[j]
+			if (c == "direct" || c == ref || c !~ re || skipped(c, p) || skipped(ref, p)) continue
+			if (failing(c, p) || failing(ref, p)) {
+				printf "| %s | %s | %s | | | | | | |\n", c, p,
+					failing(c, p) ? "FAILING: not measured" : ref " FAILING: no reference"
+				continue
+			}
+			printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", c, p,
+				ratio(med(c, p, "sat_rps"), med(ref, p, "sat_rps")),
+				ratio(pair(c, p, "sat_cpu"), pair(ref, p, "sat_cpu")),
+				ratio(pair(c, p, "lat_cpu"), pair(ref, p, "lat_cpu")),
+				ratio(added(c, p, "p50"), added(ref, p, "p50")),
+				ratio(added(c, p, "p99"), added(ref, p, "p99")),
+				ratio(pair(c, p, "rss_idle"), pair(ref, p, "rss_idle")),
+				ratio(pair(c, p, "rss_load"), pair(ref, p, "rss_load"))
+		}
+	}
 	function mb(x) { return x == "" ? "–" : sprintf("%.1f", x / 1024) }
 	function ratio(a, b) { return (a == "" || b == "" || b == 0) ? "–" : sprintf("%.2f", a / b) }
 	# failing: some run of the row had errors or non-2xx, or the
@@ -758,6 +929,7 @@ tables() {
 		print "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 		for (i = 1; i <= nc; i++) for (j = 1; j <= np; j++) {
 			c = C[i]; p = P[j]
+			if (skipped(c, p)) continue
 			if (c == "direct") {
 				printf "| %s%s | %s | %s | – | – | – | %s | %s | 0 | 0 | – | – |\n", c, flag(c, p), p,
 					f("%.0f", med(c, p, "sat_rps")), f("%.0f", med(c, p, "p50")), f("%.0f", med(c, p, "p99"))
@@ -775,23 +947,14 @@ tables() {
 		print ""
 		print "## Ratios against the HAProxy pair (same protocol; < 1 is better except for req/s)"
 		print ""
-		print "| contender | proto | sat req/s | CPU/req at sat | CPU/req at " rate "/s | added p50 | added p99 | RSS idle | RSS load |"
-		print "|---|---|---:|---:|---:|---:|---:|---:|---:|"
-		for (i = 1; i <= nc; i++) for (j = 1; j <= np; j++) {
-			c = C[i]; p = P[j]
-			if (c == "direct") continue
-			if (failing(c, p)) {
-				printf "| %s | %s | FAILING: not measured | | | | | | |\n", c, p
-				continue
-			}
-			printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", c, p,
-				ratio(med(c, p, "sat_rps"), med("haproxy", p, "sat_rps")),
-				ratio(pair(c, p, "sat_cpu"), pair("haproxy", p, "sat_cpu")),
-				ratio(pair(c, p, "lat_cpu"), pair("haproxy", p, "lat_cpu")),
-				ratio(added(c, p, "p50"), added("haproxy", p, "p50")),
-				ratio(added(c, p, "p99"), added("haproxy", p, "p99")),
-				ratio(pair(c, p, "rss_idle"), pair("haproxy", p, "rss_idle")),
-				ratio(pair(c, p, "rss_load"), pair("haproxy", p, "rss_load"))
+		ratios("haproxy", ".")
+		if (" " cs " " ~ / haproxy-h2link / && " " cs " " ~ / meshd(-static)? /) {
+			print ""
+			print "## meshd against the HAProxy pair with an h2c link (informational)"
+			print ""
+			print "HAProxy with h2c between its two proxies (HTTP/1.1 from loadgen and to the origin), the same multiplexing as meshd between its sidecars; h1 only. The targets stay against the plain HAProxy pair."
+			print ""
+			ratios("haproxy-h2link", "^meshd")
 		}
 		if (!(" " cs " " ~ / meshd /)) exit
 		print ""
@@ -872,7 +1035,11 @@ contenders=()
 for row in "${CONTENDER_TABLE[@]}"; do
 	set -- $row
 	name=$1
-	if [ -n "$only_contenders" ] && ! [[ " $only_contenders " == *" $name "* ]]; then continue; fi
+	if [ -n "$only_contenders" ]; then
+		[[ " $only_contenders " == *" $name "* ]] || continue
+	elif [[ "$OPTIONAL" == *" $name "* ]]; then
+		continue
+	fi
 	if why=$("c_${name}_avail"); then
 		contenders+=("$name")
 	else
@@ -885,9 +1052,18 @@ for line in "${LEFT_OUT[@]}"; do say "$line"; done
 
 quiet_check
 say "contenders: ${contenders[*]}; protocols: $only_protos; $rounds round(s)"
+# SKIP: " contender|proto ..." pairs a contender does not run (c_X_protos)
+SKIP=" "
+for c in "${contenders[@]}"; do
+	declare -F "c_${c}_protos" >/dev/null || continue
+	for p in $only_protos; do
+		[[ " $("c_${c}_protos") " == *" $p "* ]] || SKIP+="$c|$p "
+	done
+done
 for r in $(seq "$rounds"); do
 	for c in "${contenders[@]}"; do
 		for p in $only_protos; do
+			[[ "$SKIP" == *" $c|$p "* ]] && continue
 			measure "$r" "$c" "$p"
 		done
 	done
