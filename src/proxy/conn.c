@@ -252,7 +252,9 @@ void conn_close(struct conn *c, int fail, int reset)
 	loop_defer_cancel(&px->loop, &c->flush);
 	ep_close(ev, &c->cli, reset);
 	ep_close(ev, &c->srv, 0);
-	pxmetrics_tcp_close(c->m_src, (c->flags & CONN_F_FAILED) != 0);
+	/* errno: what the client's socket failed with, if it did */
+	pxmetrics_tcp_close(c->m_src, (c->flags & CONN_F_FAILED) != 0,
+	                    c->cli.err);
 	LOG_DEBUG("proxy", "conn %llu: closed%s", (unsigned long long)c->id,
 	          (c->flags & CONN_F_FAILED) ? " (failure)" : "");
 	loop_defer(&px->loop, &c->reap);

@@ -86,7 +86,7 @@ ssize_t ep_read(struct ep *ep, void *dst, size_t len)
 	if (errno == EAGAIN || errno == EWOULDBLOCK)
 		return -EAGAIN;
 	n = -errno;
-	ep->flags |= EP_F_ERR;
+	ep_fail(ep, errno);
 	return n;
 }
 
@@ -152,7 +152,7 @@ static ssize_t ep_writev_raw(struct ep *ep, const struct iovec *iov, int n)
 	if (errno == EAGAIN || errno == EWOULDBLOCK)
 		return 0;
 	w = -errno;
-	ep->flags |= EP_F_ERR;
+	ep_fail(ep, errno);
 	return w;
 }
 
@@ -224,9 +224,12 @@ ssize_t ep_flush(struct ev_loop *ev, struct ep *ep)
 	buf_free(&ep->out);
 	ep_want_del(ev, ep, EV_WRITE);
 	if ((ep->flags & EP_F_WANT_SHUTW) && !(ep->flags & EP_F_SHUTW)) {
+		int e;
+
 		ep->flags |= EP_F_SHUTW;
-		if (sock_shutdown_write(ep->fd) < 0)
-			ep->flags |= EP_F_ERR;
+		e = sock_shutdown_write(ep->fd);
+		if (e < 0)
+			ep_fail(ep, -e);
 	}
 	return 0;
 }

@@ -27,7 +27,13 @@
  *  - Functions return 0 or a positive byte count on success and -errno on
  *    failure (-ENOBUFS when a buffer limit would be passed).
  *  - ep_close is idempotent and releases the fd, the watcher and both
- *    buffers; the struct itself belongs to its owner.
+ *    buffers; the struct itself belongs to its owner. It keeps <flags> and
+ *    <err>, so the owner can still report why the endpoint ended.
+ *  - <err> is the errno of the first socket error (read, write, shutdown,
+ *    or a connect result the owner reports with ep_fail); later errors do
+ *    not replace it. Failures that are not the socket's (a buffer limit,
+ *    memory) set EP_F_ERR where they make the endpoint unusable but leave
+ *    <err> alone.
  */
 #ifndef MESHD_PROXY_EP_H
 #define MESHD_PROXY_EP_H
@@ -63,6 +69,7 @@ struct ep {
 	int fd;                      /* ro: -1 when closed */
 	int events;                  /* ro: EV_READ|EV_WRITE interest */
 	unsigned flags;              /* rw: EP_F_* */
+	int err;                     /* ro: first socket errno, 0 none */
 	ev_io io;                    /* private: started while events != 0 */
 	struct buf in;               /* rw: see the header comment */
 	struct buf out;              /* private: through ep_send/ep_flush */
@@ -82,6 +89,18 @@ void ep_init(struct ep *ep, int fd,
 
 /* Attaches <fd> to an endpoint initialized with fd -1. */
 void ep_set_fd(struct ep *ep, int fd);
+
+/*
+ * Marks <ep> failed (EP_F_ERR) by socket error <err> (an errno, positive;
+ * e.g. a failed connect's result). Only the first error is kept in
+ * ep->err; <err> 0 just sets the flag.
+ */
+static inline void ep_fail(struct ep *ep, int err)
+{
+	ep->flags |= EP_F_ERR;
+	if (!ep->err && err > 0)
+		ep->err = err;
+}
 
 /* Sets the watcher interest to <events> (0, EV_READ, EV_WRITE or both);
  * cheap when nothing changes. */

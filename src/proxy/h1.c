@@ -1474,19 +1474,14 @@ static int h1_hx_fields(struct buf *hb, const struct h2_header *f, size_t n,
 	return 0;
 }
 
+/* A grpc-status value (one or two digits), or -1. */
 static int h1_hx_grpc(struct str v)
 {
-	int g = 0;
-	size_t i;
+	uint64_t g;
 
-	if (v.len == 0 || v.len > 2)
+	if (v.len == 0 || v.len > 2 || str_to_u64(v, &g) < 0)
 		return -1;
-	for (i = 0; i < v.len; i++) {
-		if (v.p[i] < '0' || v.p[i] > '9')
-			return -1;
-		g = g * 10 + (v.p[i] - '0');
-	}
-	return g;
+	return (int)g;
 }
 
 static int h1_hx_on_head(void *o, const struct h2_head *hd, int end)

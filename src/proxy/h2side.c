@@ -167,6 +167,8 @@ struct h2s_req {
 	uint8_t refused;         /* the free retry of a refusal was used */
 	uint8_t retryable;       /* the profile's route is retryable */
 	uint8_t replay;          /* body holds the whole body so far */
+	uint8_t route_tmo;       /* tmr is the route's timeout (else
+	                          * --response-timeout's) */
 	struct h2_header f[];
 };
 
@@ -645,7 +647,7 @@ static void h2u_destroy(struct h2u *u, int fail)
 	loop_defer_cancel(&px->loop, &u->flush);
 	ep_close(px->loop.ev, &u->ep, fail);
 	if (u->opened)
-		pxmetrics_tcp_close(u->m, fail);
+		pxmetrics_tcp_close(u->m, fail, u->ep.err);
 	u->opened = 0;
 	h2_free(u->h2);
 	u->h2 = NULL;
@@ -753,6 +755,8 @@ static void h2u_connected(struct h2u *u)
 	if (e < 0) {
 		LOG_DEBUG("proxy", "h2 upstream connect failed: %s",
 		          strerror(-e));
+		ep_fail(&u->ep, -e);
+		pxmetrics_tcp_connect_fail(u->m, e);
 		h2u_detach_target(u);
 		h2u_fail_streams(u, 502, "connect failed");
 		h2u_destroy(u, 1);
@@ -804,6 +808,8 @@ static void h2u_timer_cb(struct loop *loop, struct loop_timer *t)
 	if (u->dead == 2)
 		return;
 	if (u->ep.flags & EP_F_CONNECTING) {
+		ep_fail(&u->ep, ETIMEDOUT);
+		pxmetrics_tcp_connect_fail(u->m, ETIMEDOUT);
 		h2u_detach_target(u);
 		h2u_fail_streams(u, 504, "connect timed out");
 		h2u_destroy(u, 1);
@@ -886,10 +892,12 @@ static void h2s_tmo_cb(struct loop *loop, struct loop_timer *t)
 	if (!s->did || (s->flags & H2S_F_HEAD_SENT))
 		return;
 	h2s_abandon_up(s);
-	svc_count_timeout(&s->lease);
+	if (rq->route_tmo)
+		svc_count_timeout(&s->lease);
 	svc_release(&s->lease, 0);
 	/* frees rq, and with it <t> (no longer armed) */
-	h2s_synth(s, 504, "route timeout");
+	h2s_synth(s, 504, rq->route_tmo ? "route timeout"
+	                                : "response timed out");
 	h2d_dirty(d);
 }
 
@@ -1189,6 +1197,7 @@ static void h2s_policy(struct h2s *s)
 {
 	struct h2s_req *rq = s->rq;
 	struct loop *loop = &rq->d->c->px->loop;
+	uint64_t resp = rq->d->c->px->cfg.response_timeout_ms;
 	uint32_t tmo = 0, i;
 	uint64_t v, now;
 	int retryable = 0;
@@ -1207,6 +1216,13 @@ static void h2s_policy(struct h2s *s)
 		rq->body_max = H2SIDE_REPLAY_SMALL;
 		if (buf_len(&rq->body) > rq->body_max)
 			h2s_body_drop(rq);
+	}
+	/* --response-timeout bounds every request; a shorter route timeout
+	 * wins and is counted as one */
+	rq->route_tmo = tmo != 0;
+	if (resp && (!tmo || resp < tmo)) {
+		tmo = resp > UINT32_MAX ? UINT32_MAX : (uint32_t)resp;
+		rq->route_tmo = 0;
 	}
 	if (tmo) {
 		now = loop_now_ms(loop);

@@ -150,7 +150,7 @@ static void pool_up_close(struct h1up *u, int fail)
 	loop_timer_stop(&px->loop, &u->timer);
 	ep_close(px->loop.ev, &u->ep, 0);
 	if (u->opened)
-		pxmetrics_tcp_close(t->m, fail);
+		pxmetrics_tcp_close(t->m, fail, u->ep.err);
 	u->opened = 0;
 	loop_defer(&px->loop, &u->reap);
 }
@@ -217,6 +217,7 @@ struct h1up *pool_h1_get_owner(struct pool_target *t,
 	loop_defer_init(&u->reap, pool_up_reap, u);
 	e = pool_tcp_connect(px, &u->ep, &t->addr);
 	if (e < 0) {
+		pxmetrics_tcp_connect_fail(t->m, e);
 		mem_pool_put(&px->up_pool, u);
 		*err = e;
 		return NULL;
@@ -299,6 +300,8 @@ static void pool_up_connected(struct h1up *u)
 		void *owner = u->owner;
 
 		LOG_DEBUG("proxy", "upstream connect failed: %s", strerror(-e));
+		ep_fail(&u->ep, -e);
+		pxmetrics_tcp_connect_fail(t->m, e);
 		pool_up_close(u, 1);
 		if (owner)
 			ops->failed(owner, e);
@@ -342,6 +345,8 @@ static void pool_up_timer_cb(struct loop *loop, struct loop_timer *tm)
 
 	(void)loop;
 	if (u->st == H1UP_CONNECTING) {
+		ep_fail(&u->ep, ETIMEDOUT);
+		pxmetrics_tcp_connect_fail(u->t->m, ETIMEDOUT);
 		pool_up_close(u, 1);
 		if (owner)
 			ops->failed(owner, -ETIMEDOUT);

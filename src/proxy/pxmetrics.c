@@ -18,6 +18,11 @@
  * stays a bundle while pxmetrics lives, so a pointer still kept by a
  * connection is never dangling (see pxmetrics.h). An HTTP bundle's strings
  * (authority, dst_* labels) are in one block sized to them, freed at death.
+ *
+ * tcp_close_total. The two errno="" series of a TCP bundle are made with
+ * it; the ones with an errno name only when a close first needs them (a
+ * lookup then, on a failure path), one slot per name, so a bundle never
+ * exposes more than PXM_NERRNO + 2 close series.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -33,6 +38,47 @@
 
 static const char *const pxm_dir_str[2] = { "inbound", "outbound" };
 static const char *const pxm_peer_str[2] = { "src", "dst" };
+
+/* The errno names kept as label values; every other errno is "OTHER"
+ * (slot PXM_NERRNO - 1). Socket errors that end connections. */
+static const struct {
+	int err;
+	const char *name;
+} pxm_errnos[PXM_NERRNO - 1] = {
+	{ ECONNRESET, "ECONNRESET" },
+	{ ECONNREFUSED, "ECONNREFUSED" },
+	{ ECONNABORTED, "ECONNABORTED" },
+	{ ETIMEDOUT, "ETIMEDOUT" },
+	{ EPIPE, "EPIPE" },
+	{ EHOSTUNREACH, "EHOSTUNREACH" },
+	{ EHOSTDOWN, "EHOSTDOWN" },
+	{ ENETUNREACH, "ENETUNREACH" },
+	{ ENETDOWN, "ENETDOWN" },
+	{ EADDRNOTAVAIL, "EADDRNOTAVAIL" },
+};
+
+/* The slot of errno <err> (not 0, sign ignored) in pxm_errnos, or
+ * PXM_NERRNO - 1 for "OTHER". */
+static unsigned pxm_errno_slot(int err)
+{
+	long long e = err < 0 ? -(long long)err : err;
+	unsigned i;
+
+	for (i = 0; i < PXM_NERRNO - 1; i++)
+		if (pxm_errnos[i].err == e)
+			return i;
+	return PXM_NERRNO - 1;
+}
+
+const char *pxmetrics_errno_label(int err)
+{
+	unsigned i;
+
+	if (!err)
+		return "";
+	i = pxm_errno_slot(err);
+	return i < PXM_NERRNO - 1 ? pxm_errnos[i].name : "OTHER";
+}
 
 const char *pxmetrics_no_tls_reason(enum pxm_dir dir, enum pxm_peer peer)
 {
@@ -153,6 +199,8 @@ void pxmetrics_destroy(struct pxmetrics *pm)
 			metrics_series_put(t->open_total);
 			metrics_series_put(t->close_ok);
 			metrics_series_put(t->close_fail);
+			for (j = 0; j < PXM_NERRNO; j++)
+				metrics_series_put(t->close_err[j]);
 			metrics_series_put(t->open_conns);
 			metrics_series_put(t->rd);
 			metrics_series_put(t->wr);
@@ -243,11 +291,27 @@ static struct pxm_http *pxm_http_new(struct pxmetrics *pm)
 	return h;
 }
 
+/* Fills <l>[0..4] with <t>'s labels (<ts>: room for the target text). */
+static void pxm_tcp_labels(const struct pxm_tcp *t, struct metrics_label *l,
+                           char ts[SOCK_ADDR_STRLEN])
+{
+	if (sock_addr_format(&t->target, ts, SOCK_ADDR_STRLEN) < 0)
+		ts[0] = '\0';
+	l[0] = (struct metrics_label){ "direction", pxm_dir_str[t->dir] };
+	l[1] = (struct metrics_label){ "peer", pxm_peer_str[t->peer] };
+	l[2] = (struct metrics_label){ "target_addr", ts };
+	l[3] = (struct metrics_label){ "tls", "no_identity" };
+	l[4] = (struct metrics_label){
+		"no_tls_reason",
+		pxmetrics_no_tls_reason((enum pxm_dir)t->dir,
+		                        (enum pxm_peer)t->peer) };
+}
+
 struct pxm_tcp *pxmetrics_tcp(struct pxmetrics *pm, enum pxm_dir dir,
                               enum pxm_peer peer,
                               const struct sock_addr *target)
 {
-	struct metrics_label l[6];
+	struct metrics_label l[7];
 	char ts[SOCK_ADDR_STRLEN];
 	struct pxm_tcp *t;
 	uint64_t h;
@@ -275,22 +339,16 @@ struct pxm_tcp *pxmetrics_tcp(struct pxmetrics *pm, enum pxm_dir dir,
 	t->dir = (uint8_t)dir;
 	t->peer = (uint8_t)peer;
 	t->target = *target;
-	if (sock_addr_format(target, ts, sizeof(ts)) < 0)
-		ts[0] = '\0';
-	l[0] = (struct metrics_label){ "direction", pxm_dir_str[dir] };
-	l[1] = (struct metrics_label){ "peer", pxm_peer_str[peer] };
-	l[2] = (struct metrics_label){ "target_addr", ts };
-	l[3] = (struct metrics_label){ "tls", "no_identity" };
-	l[4] = (struct metrics_label){ "no_tls_reason",
-	                               pxmetrics_no_tls_reason(dir, peer) };
+	pxm_tcp_labels(t, l, ts);
 	t->open_total = metrics_series_get(pm->f_open, l, 5);
 	t->open_conns = metrics_series_get(pm->f_conns, l, 5);
 	t->rd = metrics_series_get(pm->f_rd, l, 5);
 	t->wr = metrics_series_get(pm->f_wr, l, 5);
 	l[5] = (struct metrics_label){ "classification", "success" };
-	t->close_ok = metrics_series_get(pm->f_close, l, 6);
+	l[6] = (struct metrics_label){ "errno", "" };
+	t->close_ok = metrics_series_get(pm->f_close, l, 7);
 	l[5].value = "failure";
-	t->close_fail = metrics_series_get(pm->f_close, l, 6);
+	t->close_fail = metrics_series_get(pm->f_close, l, 7);
 	t->hnext = pm->tcp_tab[slot];
 	pm->tcp_tab[slot] = t;
 	pm->ntcp++;
@@ -307,15 +365,44 @@ void pxmetrics_tcp_open(struct pxm_tcp *t)
 	metrics_gauge_inc(t->open_conns);
 }
 
-void pxmetrics_tcp_close(struct pxm_tcp *t, int fail)
+/* The tcp_close_total series of a failure by <err> (0: errno ""), made
+ * on first use; NULL for a dead bundle or past the family's cap. */
+static struct metrics_series *pxm_close_fail(struct pxm_tcp *t, int err)
+{
+	struct metrics_label l[7];
+	char ts[SOCK_ADDR_STRLEN];
+	unsigned i;
+
+	if (!err)
+		return t->close_fail;
+	i = pxm_errno_slot(err);
+	if (!t->close_err[i] && !t->dead) {
+		pxm_tcp_labels(t, l, ts);
+		l[5] = (struct metrics_label){ "classification", "failure" };
+		l[6] = (struct metrics_label){ "errno",
+		                               pxmetrics_errno_label(err) };
+		t->close_err[i] = metrics_series_get(t->pm->f_close, l, 7);
+	}
+	return t->close_err[i];
+}
+
+void pxmetrics_tcp_close(struct pxm_tcp *t, int fail, int err)
 {
 	if (!t)
 		return;
 	if (t->nopen)
 		t->nopen--;
 	t->used = t->pm->stamp;
-	metrics_counter_inc(fail ? t->close_fail : t->close_ok);
+	metrics_counter_inc(fail ? pxm_close_fail(t, err) : t->close_ok);
 	metrics_gauge_dec(t->open_conns);
+}
+
+void pxmetrics_tcp_connect_fail(struct pxm_tcp *t, int err)
+{
+	if (!t)
+		return;
+	t->used = t->pm->stamp;
+	metrics_counter_inc(pxm_close_fail(t, err));
 }
 
 static int pxm_http_match(const struct pxm_http *h, enum pxm_dir dir,
@@ -597,9 +684,15 @@ int pxmetrics_is_failure(int status, int grpc, int error)
 /* Removes <t>'s series and moves it to the grave list. */
 static void pxm_tcp_bury(struct pxmetrics *pm, struct pxm_tcp *t)
 {
+	unsigned j;
+
 	metrics_series_remove(t->open_total);
 	metrics_series_remove(t->close_ok);
 	metrics_series_remove(t->close_fail);
+	for (j = 0; j < PXM_NERRNO; j++) {
+		metrics_series_remove(t->close_err[j]);
+		t->close_err[j] = NULL;
+	}
 	metrics_series_remove(t->open_conns);
 	metrics_series_remove(t->rd);
 	metrics_series_remove(t->wr);

@@ -12,10 +12,19 @@
  *   response_latency_ms    histogram ... + status_code (time from request
  *                                    head received to response head
  *                                    received, milliseconds)
- *   tcp_open_total, tcp_close_total (+ classification),
+ *   tcp_open_total, tcp_close_total (+ classification, errno),
  *   tcp_open_connections, tcp_read_bytes_total, tcp_write_bytes_total
  *                                    direction, peer, target_addr, tls,
  *                                    no_tls_reason
+ *
+ * tcp_close_total's errno label is Linkerd's: "" for a clean close and for
+ * a failure without a socket error (protocol error, a timeout the proxy
+ * decided), else the symbolic name of the socket error that ended the
+ * connection. Only the PXM_NERRNO - 1 names of pxmetrics_errno_label are
+ * used; any other errno is "OTHER", so the label set per bundle is bounded
+ * (at most PXM_NERRNO + 2 close series). A connect that failed counts in
+ * tcp_close_total (failure, its errno) without counting in tcp_open_total:
+ * close may exceed open by the failed connects.
  *
  * Handles. pxmetrics_tcp() and pxmetrics_http() return a bundle for one
  * label set, created on first use and cached (bounded by PXM_MAX_ENTRIES;
@@ -58,6 +67,9 @@
 #define PXM_MAX_DST_LABELS 8   /* dst_* labels per HTTP bundle */
 #define PXM_DST_STORE 512      /* bytes of their names and values */
 
+/* errno label values: the known names and "OTHER" (the last slot) */
+#define PXM_NERRNO 11
+
 enum pxm_dir { PXM_INBOUND = 0, PXM_OUTBOUND = 1 };
 enum pxm_peer { PXM_SRC = 0, PXM_DST = 1 };
 
@@ -65,8 +77,11 @@ struct pxmetrics;
 
 struct pxm_tcp {
 	struct metrics_series *open_total;    /* ro */
-	struct metrics_series *close_ok;      /* ro */
-	struct metrics_series *close_fail;    /* ro */
+	struct metrics_series *close_ok;      /* ro: success, errno "" */
+	struct metrics_series *close_fail;    /* ro: failure, errno "" */
+	/* private: the failure series with an errno name, one per slot of
+	 * pxmetrics_errno_label, made on first use (NULL until then) */
+	struct metrics_series *close_err[PXM_NERRNO];
 	struct metrics_series *open_conns;    /* ro */
 	struct metrics_series *rd;            /* ro: tcp_read_bytes_total */
 	struct metrics_series *wr;            /* ro: tcp_write_bytes_total */
@@ -176,9 +191,33 @@ struct pxm_tcp *pxmetrics_tcp(struct pxmetrics *pm, enum pxm_dir dir,
                               enum pxm_peer peer,
                               const struct sock_addr *target);
 
-/* Counts a connection opened / closed (with <fail> = 1 on error). */
+/* Counts a connection opened. */
 void pxmetrics_tcp_open(struct pxm_tcp *t);
-void pxmetrics_tcp_close(struct pxm_tcp *t, int fail);
+
+/*
+ * Counts a connection that pxmetrics_tcp_open counted closed: with <fail>
+ * 0 as classification="success",errno=""; with <fail> 1 as a failure
+ * whose errno label is the name of <err> (an errno, positive or negative;
+ * 0 when no socket error caused it: errno=""). <err> is ignored for a
+ * success.
+ */
+void pxmetrics_tcp_close(struct pxm_tcp *t, int fail, int err);
+
+/*
+ * Counts a connect to the bundle's target that failed with <err> (as
+ * above; ETIMEDOUT for the proxy's connect timeout): tcp_close_total
+ * {classification="failure",errno=...} += 1, nothing else (the connection
+ * was never opened).
+ */
+void pxmetrics_tcp_connect_fail(struct pxm_tcp *t, int err);
+
+/*
+ * The errno label value of <err> (sign ignored): "" for 0, the symbolic
+ * name of a known socket error (ECONNRESET, ECONNREFUSED, ECONNABORTED,
+ * ETIMEDOUT, EPIPE, EHOSTUNREACH, EHOSTDOWN, ENETUNREACH, ENETDOWN,
+ * EADDRNOTAVAIL), "OTHER" for anything else. A static string.
+ */
+const char *pxmetrics_errno_label(int err);
 
 /*
  * The HTTP bundle of (<dir>, <authority>, <target>), <target> NULL when no

@@ -91,6 +91,16 @@ static int tcp_pump(struct conn *c, struct ep *from)
 	return 0;
 }
 
+/* The connect to c->srv_addr failed with <e> (-errno): counted on the
+ * target's dst bundle, as no connection was opened there. */
+static void tcp_connect_failed(struct conn *c, int e)
+{
+	ep_fail(&c->srv, -e);
+	pxmetrics_tcp_connect_fail(pxmetrics_tcp(&c->px->pm,
+	                                         (enum pxm_dir)c->dir, PXM_DST,
+	                                         &c->srv_addr), e);
+}
+
 static int tcp_connected(struct conn *c)
 {
 	struct proxy *px = c->px;
@@ -100,6 +110,7 @@ static int tcp_connected(struct conn *c)
 	if (e < 0) {
 		LOG_DEBUG("proxy", "conn %llu: opaque connect failed: %s",
 		          (unsigned long long)c->id, strerror(-e));
+		tcp_connect_failed(c, e);
 		conn_close(c, 1, 1);
 		return -1;
 	}
@@ -175,6 +186,7 @@ int tcp_start(struct conn *c, const char *data, size_t len, int from_in)
 	if (e < 0) {
 		LOG_DEBUG("proxy", "conn %llu: opaque connect: %s",
 		          (unsigned long long)c->id, strerror(-e));
+		tcp_connect_failed(c, e);
 		conn_close(c, 1, 1);
 		return -1;
 	}
@@ -236,6 +248,8 @@ void tcp_on_timeout(struct conn *c, int kind)
 	LOG_DEBUG("proxy", "conn %llu: opaque stream %s",
 	          (unsigned long long)c->id,
 	          kind == CONN_T_CONNECT ? "connect timed out" : "idle");
+	if (kind == CONN_T_CONNECT && !c->m_dst)
+		tcp_connect_failed(c, -ETIMEDOUT);
 	conn_close(c, kind == CONN_T_CONNECT, kind == CONN_T_CONNECT);
 }
 
@@ -244,7 +258,7 @@ void tcp_release(struct conn *c)
 	int fail = (c->flags & CONN_F_FAILED) != 0;
 
 	if (c->m_dst) {
-		pxmetrics_tcp_close(c->m_dst, fail);
+		pxmetrics_tcp_close(c->m_dst, fail, c->srv.err);
 		c->m_dst = NULL;
 	}
 	ep_close(c->px->loop.ev, &c->srv, fail);

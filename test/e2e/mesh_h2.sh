@@ -298,6 +298,27 @@ r=$(h2 GET slow.demo:8080 /ok)
 [ "${r%% *}" = 200 ]
 e2e_report $? "a path outside the timed route is not cut: 200" "$r"
 
+# --response-timeout bounds HTTP/2 streams too (no profile needed)
+read -r OUTR INBR ADMR <<<"$("$PY" -c 'import socket
+ss=[socket.socket() for _ in range(3)]
+[s.bind(("127.0.0.1",0)) for s in ss]
+print(" ".join(str(s.getsockname()[1]) for s in ss))')"
+"$M" proxy --mode explicit --outbound-addr "127.0.0.1:$OUTR" \
+	--inbound-addr "127.0.0.1:$INBR" --admin-addr "127.0.0.1:$ADMR" \
+	--response-timeout 400ms --log-level warn >"$tmp/proxy-rt.log" 2>&1 &
+pids+=($!)
+wait_port 127.0.0.1 "$OUTR"
+r=$(curl -s -o /dev/null -D "$tmp/head-rt.out" --max-time 10 --http2-prior-knowledge \
+	-H "Host: 127.0.0.4:$PA" -w '%{http_code} %{time_total}\n' "http://127.0.0.1:$OUTR/hello")
+code=${r%% *}; secs=${r#* }
+[ "$code" = 504 ] && grep -qi '^meshd-proxy-error: response timed out' "$tmp/head-rt.out" &&
+	awk -v s="$secs" 'BEGIN { exit !(s >= 0.35 && s < 0.9) }'
+e2e_report $? "--response-timeout 400ms cuts an HTTP/2 stream whose upstream takes 1 s: 504 in ${secs}s" "$r $(cat "$tmp/head-rt.out")"
+r=$(curl -s -o /dev/null --max-time 10 --http2-prior-knowledge \
+	-H "Host: 127.0.0.2:$PA" -w '%{http_code}' "http://127.0.0.1:$OUTR/ok")
+[ "$r" = 200 ]
+e2e_report $? "--response-timeout leaves a fast HTTP/2 upstream alone: $r"
+
 out=$(say slow.demo:8080 3)
 case $out in "ok=0 fail=3 codes=DEADLINE_EXCEEDED:3 "*) rc=0 ;; *) rc=1 ;; esac
 ms=${out##*ms=}

@@ -3,7 +3,9 @@
 # HTTP/1.1 forwarding through the outbound and inbound listeners, keep-alive
 # reuse, chunked bodies, HEAD, 204/304, 100-continue, smuggling vectors
 # refused, a WebSocket-style upgrade, HTTP/2 prior knowledge (curl and
-# nghttp), the proxy's own errors (HTTP and gRPC), an opaque TCP route with
+# nghttp), the proxy's own errors (HTTP and gRPC) with the errno of
+# tcp_close_total (refused connect, upstream and client resets), an opaque
+# TCP route with
 # half-close, detection timeout for a server-speaks-first protocol, the
 # admin server, exact metrics after a scripted mix (checked with promtool),
 # and a graceful SIGTERM while a slow request is in flight.
@@ -53,10 +55,10 @@ trap 'exit 1' INT TERM
 
 # free ports, chosen by the kernel (small race, good enough on a test box)
 read -r P_H1 P_H2 P_PY P_TCP P_BANNER OUT IN ADM ROUTE OUT2 IN2 ADM2 IN3 ADM3 \
-	P_TLS IN4 ADM4 <<<"$(
+	P_TLS IN4 ADM4 P_RST ROUTE_X <<<"$(
 	"$PY" - <<'EOF'
 import socket
-ss = [socket.socket() for _ in range(17)]
+ss = [socket.socket() for _ in range(19)]
 for s in ss:
     s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in ss))
@@ -115,10 +117,35 @@ while True:
     threading.Thread(target=serve, args=(c,), daemon=True).start()
 EOF
 
+cat > "$tmp/rstsrv.py" <<'EOF'
+# rstsrv.py PORT: reads a request head, then resets the connection (RST).
+import socket, struct, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(64)
+while True:
+    c, _ = s.accept()
+    c.settimeout(5)
+    buf = b""
+    try:
+        while b"\r\n\r\n" not in buf:
+            d = c.recv(4096)
+            if not d:
+                break
+            buf += d
+    except OSError:
+        pass
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.close()
+EOF
+
 "$APP" b --listen "127.0.0.1:$P_H1" --grpc-listen "127.0.0.1:$P_H2" --rate 0 \
 	--report 0 >"$tmp/app.log" 2>&1 &
 pids+=($!)
 "$PY" "$tmp/pysrv.py" "$P_PY" >"$tmp/py.log" 2>&1 &
+pids+=($!)
+"$PY" "$tmp/rstsrv.py" "$P_RST" >"$tmp/rst.log" 2>&1 &
 pids+=($!)
 socat "TCP-LISTEN:$P_TCP,bind=127.0.0.1,reuseaddr,fork" EXEC:cat >/dev/null 2>&1 &
 pids+=($!)
@@ -130,12 +157,13 @@ M=$MESHD_BIN
 "$M" proxy --mode explicit --outbound-addr "127.0.0.1:$OUT" \
 	--inbound-addr "127.0.0.1:$IN" --admin-addr "127.0.0.1:$ADM" \
 	--inbound-forward "127.0.0.1:$P_H1" \
-	--tcp-route "$ROUTE=127.0.0.1:$P_TCP" --enable-shutdown \
+	--tcp-route "$ROUTE=127.0.0.1:$P_TCP,$ROUTE_X=127.0.0.1:1" --enable-shutdown \
 	--workload-labels "namespace=e2e,pod=basic-0" --log-level info \
 	>"$tmp/proxy.log" 2>&1 &
 PX=$!
 pids+=($PX)
-for p in $P_H1 $P_H2 $P_PY $P_TCP $P_BANNER $OUT $IN $ADM $ROUTE; do
+# (not $ROUTE_X: a probe would count as a refused connect)
+for p in $P_H1 $P_H2 $P_PY $P_TCP $P_BANNER $OUT $IN $ADM $ROUTE $P_RST; do
 	wait_port "$p" || { e2e_report 1 "port $p listening" "$(tail -5 "$tmp"/*.log)"; exit 0; }
 done
 A1=127.0.0.1:$P_H1
@@ -219,6 +247,47 @@ check_out "name authority: 503 fail-fast with meshd-proxy-error" \
 check_out "connect refused: 502 with meshd-proxy-error" \
 	'^HTTP/1.1 502.*meshd-proxy-error: connect failed' bash -c \
 	"$C -i -H 'Host: 127.0.0.1:1' http://127.0.0.1:$OUT/ | tr -d '\r' | tr '\n' ' '"
+# tcp_close_total's errno label: the socket error that ended a connection
+# (a connect that failed counts as a close of the dst peer, never opened)
+TCL='tls="no_identity",no_tls_reason="not_provided_by_service_discovery"'
+tcp_closes() { $C "http://127.0.0.1:$ADM/metrics" | grep '^tcp_close_total{'; }
+check_out "metrics: refused connect: dst close, errno=ECONNREFUSED" \
+	"^tcp_close_total\{namespace=\"e2e\",pod=\"basic-0\",direction=\"outbound\",peer=\"dst\",target_addr=\"127\.0\.0\.1:1\",$TCL,classification=\"failure\",errno=\"ECONNREFUSED\"\} 1\$" \
+	tcp_closes
+check_out "h2 connect refused: 502" '^HTTP/2 502' bash -c \
+	"$C -i --http2-prior-knowledge --connect-to 127.0.0.1:1:127.0.0.1:$OUT \
+	 http://127.0.0.1:1/ | tr -d '\r' | tr '\n' ' '"
+check_out "metrics: h2 refused connect counted too (errno=ECONNREFUSED)" \
+	"peer=\"dst\",target_addr=\"127\.0\.0\.1:1\",$TCL,classification=\"failure\",errno=\"ECONNREFUSED\"\} 2\$" \
+	tcp_closes
+check_out "upstream resets: 502" '^HTTP/1.1 502' bash -c \
+	"$C -i -H 'Host: 127.0.0.1:$P_RST' http://127.0.0.1:$OUT/ | head -1"
+check_out "metrics: upstream reset: dst close, errno=ECONNRESET" \
+	"^tcp_close_total\{namespace=\"e2e\",pod=\"basic-0\",direction=\"outbound\",peer=\"dst\",target_addr=\"127\.0\.0\.1:$P_RST\",$TCL,classification=\"failure\",errno=\"ECONNRESET\"\} 1\$" \
+	tcp_closes
+check_out "metrics: clean client closes: success, errno=\"\"" \
+	"^tcp_close_total\{namespace=\"e2e\",pod=\"basic-0\",direction=\"outbound\",peer=\"src\",[^}]*,classification=\"success\",errno=\"\"\} [1-9]" \
+	tcp_closes
+# a client that resets mid-head: the src close carries ECONNRESET (polled:
+# the proxy sees the RST after the client is gone)
+"$PY" - "$IN" <<'EOF'
+import socket, struct, sys, time
+c = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+c.sendall(b"GET /ok HTTP/1.1\r\nHost: a\r\n")
+time.sleep(0.2)
+c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+c.close()
+EOF
+client_rst() {
+	local i
+	for i in $(seq 30); do
+		tcp_closes | grep -E 'direction="inbound",peer="src",[^}]*,classification="failure",errno="ECONNRESET"\} [1-9]' && return 0
+		sleep 0.1
+	done
+	tcp_closes
+}
+check_out "metrics: client reset: src close, errno=ECONNRESET" \
+	'direction="inbound",peer="src",.*errno="ECONNRESET"\} [1-9]' client_rst
 check_out "gRPC request: trailers-only 200 with grpc-status 14" \
 	'^HTTP/1.1 200.*grpc-status: 14' bash -c \
 	"$C -i -H 'Host: web.default.svc.cluster.local:80' -H 'content-type: application/grpc' \
@@ -286,6 +355,11 @@ check_out "TCP route: bytes both ways, half-close passes the end" '^hello tcp$' 
 head -c 2000000 /dev/urandom >"$tmp/tcpbody"
 check "TCP route: 2 MB round trip" bash -c \
 	"timeout 10 socat -t 5 - TCP:127.0.0.1:$ROUTE <$tmp/tcpbody >$tmp/tcpecho && cmp $tmp/tcpbody $tmp/tcpecho"
+check_out "TCP route to a closed port: the client's connection ends" '^0$' bash -c \
+	"printf x | timeout 5 socat -t 2 - TCP:127.0.0.1:$ROUTE_X 2>/dev/null | wc -c"
+check_out "metrics: opaque refused connect: dst close, errno=ECONNREFUSED" \
+	"^tcp_close_total\{namespace=\"e2e\",pod=\"basic-0\",direction=\"outbound\",peer=\"dst\",target_addr=\"127\.0\.0\.1:1\",$TCL,classification=\"failure\",errno=\"ECONNREFUSED\"\} 3\$" \
+	tcp_closes
 
 # ---- admin ----
 check_out "admin /ready" '^ready$' $C "http://127.0.0.1:$ADM/ready"
@@ -313,7 +387,14 @@ for i in 1 2 3; do $C -o /dev/null -H "Host: $A1" "http://127.0.0.1:$OUT2/ok"; d
 for i in 1 2; do $C -o /dev/null -H "Host: web.example:80" "http://127.0.0.1:$OUT2/ok"; done
 $C -o /dev/null -H "Host: $A1" "http://127.0.0.1:$OUT2/status/404"
 $C -o /dev/null "http://127.0.0.1:$IN2/ok" "http://127.0.0.1:$IN2/status/500"
-$C "http://127.0.0.1:$ADM2/metrics" >"$tmp/metrics"
+# every client close seen (the proxy may read the last FIN a moment later)
+for i in $(seq 20); do
+	$C "http://127.0.0.1:$ADM2/metrics" >"$tmp/metrics"
+	grep -q '^tcp_close_total{direction="inbound",peer="src",.*classification="success",errno=""} 1$' "$tmp/metrics" &&
+		grep -q '^tcp_close_total{direction="outbound",peer="src",.*classification="success",errno=""} 6$' "$tmp/metrics" &&
+		break
+	sleep 0.1
+done
 L='tls="no_identity",no_tls_reason="not_provided_by_service_discovery"'
 mcheck() {
 	check_out "metrics: $1" "^$(printf '%s' "$2" | sed 's/[]{}[]/\\&/g') $3\$" cat "$tmp/metrics"
@@ -338,6 +419,12 @@ mcheck "tcp_open_total outbound src = 6" \
 	"tcp_open_total{direction=\"outbound\",peer=\"src\",target_addr=\"127.0.0.1:$OUT2\",tls=\"no_identity\",no_tls_reason=\"loopback\"}" 6
 mcheck "tcp_open_total outbound dst = 1 (pooled)" \
 	"tcp_open_total{direction=\"outbound\",peer=\"dst\",target_addr=\"$A1\",$L}" 1
+mcheck "tcp_close_total outbound src: 6 clean closes, errno empty" \
+	"tcp_close_total{direction=\"outbound\",peer=\"src\",target_addr=\"127.0.0.1:$OUT2\",tls=\"no_identity\",no_tls_reason=\"loopback\",classification=\"success\",errno=\"\"}" 6
+mcheck "tcp_close_total outbound src: no failure" \
+	"tcp_close_total{direction=\"outbound\",peer=\"src\",target_addr=\"127.0.0.1:$OUT2\",tls=\"no_identity\",no_tls_reason=\"loopback\",classification=\"failure\",errno=\"\"}" 0
+check_out "metrics: no tcp_close_total series with an errno name (none failed)" \
+	'^0$' bash -c "grep -c '^tcp_close_total{.*errno=\"[^\"]' $tmp/metrics"
 check_out "metrics: process_* present" '^process_resident_memory_bytes [0-9]' cat "$tmp/metrics"
 if command -v promtool >/dev/null; then
 	out=$(promtool check metrics <"$tmp/metrics" 2>&1); rc=$?

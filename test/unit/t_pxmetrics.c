@@ -1,3 +1,5 @@
+#include <errno.h>
+#include <limits.h>
 #include <string.h>
 
 #include "harness.h"
@@ -62,7 +64,7 @@ TEST(tcp_bundles_cached_and_counted)
 	CHECK(pxmetrics_tcp(&pm, PXM_OUTBOUND, PXM_DST, &b) != t1);
 	pxmetrics_tcp_open(t1);
 	pxmetrics_tcp_open(t1);
-	pxmetrics_tcp_close(t1, 1);
+	pxmetrics_tcp_close(t1, 1, 0);
 	metrics_counter_add(t1->rd, 100);
 	CHECK(has_line(r, "tcp_open_total{namespace=\"ns\",pod=\"p\","
 	               "direction=\"outbound\",peer=\"dst\",target_addr="
@@ -76,7 +78,7 @@ TEST(tcp_bundles_cached_and_counted)
 	               "direction=\"outbound\",peer=\"dst\",target_addr="
 	               "\"10.0.0.1:80\",tls=\"no_identity\",no_tls_reason="
 	               "\"not_provided_by_service_discovery\",classification="
-	               "\"failure\"} 1"));
+	               "\"failure\",errno=\"\"} 1"));
 	CHECK(has_line(r, "tcp_read_bytes_total{namespace=\"ns\",pod=\"p\","
 	               "direction=\"outbound\",peer=\"dst\",target_addr="
 	               "\"10.0.0.1:80\",tls=\"no_identity\",no_tls_reason="
@@ -225,6 +227,92 @@ static int count_lines(struct metrics_registry *r, const char *prefix)
 	return n;
 }
 
+TEST(tcp_close_errno_labels)
+{
+	struct metrics_registry *r = metrics_registry_new();
+	struct pxmetrics pm;
+	struct sock_addr a = addr("10.0.0.1:80"), b = addr("10.0.0.2:80");
+	struct pxm_tcp *t, *u;
+	char err[128];
+	uint64_t now;
+
+#define TCL(peer, addr_, rest) "tcp_close_total{direction=\"inbound\"," \
+	"peer=\"" peer "\",target_addr=\"" addr_ "\",tls=\"no_identity\"," \
+	"no_tls_reason=\"no_tls_from_remote\"," rest
+
+	REQUIRE(r != NULL);
+	REQUIRE(pxmetrics_init(&pm, r, NULL, 0, err, sizeof(err)) == 0);
+	CHECK_STR(pxmetrics_errno_label(0), "");
+	CHECK_STR(pxmetrics_errno_label(ECONNRESET), "ECONNRESET");
+	CHECK_STR(pxmetrics_errno_label(-ECONNREFUSED), "ECONNREFUSED");
+	CHECK_STR(pxmetrics_errno_label(ETIMEDOUT), "ETIMEDOUT");
+	CHECK_STR(pxmetrics_errno_label(EPIPE), "EPIPE");
+	CHECK_STR(pxmetrics_errno_label(EINVAL), "OTHER");
+	CHECK_STR(pxmetrics_errno_label(INT_MIN), "OTHER");
+	t = pxmetrics_tcp(&pm, PXM_INBOUND, PXM_SRC, &a);
+	REQUIRE(t != NULL);
+	/* no series with an errno name before a close needs one */
+	CHECK(count_lines(r, "tcp_close_total{") == 2);
+	pxmetrics_tcp_open(t);
+	pxmetrics_tcp_close(t, 0, 0);
+	pxmetrics_tcp_open(t);
+	pxmetrics_tcp_close(t, 0, ECONNRESET);  /* a success has no errno */
+	pxmetrics_tcp_open(t);
+	pxmetrics_tcp_close(t, 1, 0);           /* e.g. a protocol error */
+	pxmetrics_tcp_open(t);
+	pxmetrics_tcp_close(t, 1, ECONNRESET);
+	pxmetrics_tcp_open(t);
+	pxmetrics_tcp_close(t, 1, -ECONNRESET);
+	pxmetrics_tcp_open(t);
+	pxmetrics_tcp_close(t, 1, EINVAL);
+	pxmetrics_tcp_open(t);
+	pxmetrics_tcp_close(t, 1, ENOTSOCK);    /* the same "OTHER" series */
+	CHECK(has_line(r, TCL("src", "10.0.0.1:80",
+	               "classification=\"success\",errno=\"\"} 2")));
+	CHECK(has_line(r, TCL("src", "10.0.0.1:80",
+	               "classification=\"failure\",errno=\"\"} 1")));
+	CHECK(has_line(r, TCL("src", "10.0.0.1:80",
+	               "classification=\"failure\",errno=\"ECONNRESET\"} 2")));
+	CHECK(has_line(r, TCL("src", "10.0.0.1:80",
+	               "classification=\"failure\",errno=\"OTHER\"} 2")));
+	CHECK(count_lines(r, "tcp_close_total{") == 4);
+	CHECK(count_lines(r, "tcp_open_connections{") == 1);
+	CHECK(has_line(r, "tcp_open_connections{direction=\"inbound\","
+	               "peer=\"src\",target_addr=\"10.0.0.1:80\",tls="
+	               "\"no_identity\",no_tls_reason=\"no_tls_from_remote\"}"
+	               " 0"));
+	/* a failed connect: a close without an open */
+	u = pxmetrics_tcp(&pm, PXM_INBOUND, PXM_DST, &b);
+	REQUIRE(u != NULL);
+	pxmetrics_tcp_connect_fail(u, -ECONNREFUSED);
+	pxmetrics_tcp_connect_fail(u, ETIMEDOUT);
+	pxmetrics_tcp_connect_fail(u, ETIMEDOUT);
+	CHECK(has_line(r, "tcp_close_total{direction=\"inbound\",peer=\"dst\","
+	               "target_addr=\"10.0.0.2:80\",tls=\"no_identity\","
+	               "no_tls_reason=\"loopback\",classification="
+	               "\"failure\",errno=\"ECONNREFUSED\"} 1"));
+	CHECK(has_line(r, "tcp_close_total{direction=\"inbound\",peer=\"dst\","
+	               "target_addr=\"10.0.0.2:80\",tls=\"no_identity\","
+	               "no_tls_reason=\"loopback\",classification="
+	               "\"failure\",errno=\"ETIMEDOUT\"} 2"));
+	CHECK(metrics_gauge_value(u->open_conns) == 0);
+	CHECK(metrics_counter_value(u->open_total) == 0);
+	CHECK(u->nopen == 0);
+	/* errno series go with their bundle */
+	pxmetrics_retain(&pm, NULL, 1000);     /* sweeps driven by hand */
+	for (now = 1; now <= 4000; now += 250)
+		pxmetrics_sweep(&pm, now, 1);
+	CHECK(pm.ntcp == 0);
+	CHECK(count_lines(r, "tcp_close_total{") == 0);
+	/* a dead bundle makes no series */
+	pxmetrics_tcp_connect_fail(u, EPIPE);
+	pxmetrics_tcp_close(t, 1, EPIPE);
+	CHECK(count_lines(r, "tcp_close_total{") == 0);
+#undef TCL
+	pxmetrics_destroy(&pm);
+	metrics_registry_free(r);
+}
+
 TEST(retain_idle_removes_idle_bundles_and_series)
 {
 	static const struct pxm_kv set[] = { { STR_INIT("service"),
@@ -255,7 +343,7 @@ TEST(retain_idle_removes_idle_bundles_and_series)
 	REQUIRE(t1 && t2);
 	pxmetrics_tcp_open(t1);
 	pxmetrics_tcp_open(t2);
-	pxmetrics_tcp_close(t2, 0);            /* t1 keeps a connection */
+	pxmetrics_tcp_close(t2, 0, 0);         /* t1 keeps a connection */
 	CHECK(count_lines(r, "request_total{") == 2);
 	CHECK(count_lines(r, "tcp_open_total{") == 2);
 	/* h2 keeps being used, h1 not; a sweep every 250 ms */
@@ -284,7 +372,7 @@ TEST(retain_idle_removes_idle_bundles_and_series)
 	pxmetrics_latency(h1, 200, 3);
 	pxmetrics_response(h1, 200, -1, 0);
 	pxmetrics_tcp_open(t2);
-	pxmetrics_tcp_close(t2, 1);
+	pxmetrics_tcp_close(t2, 1, 0);
 	CHECK(count_lines(r, "request_total{") == 1);
 	h3 = pxmetrics_http_dst(&pm, h1, PXM_OUTBOUND, S("web:80"), &a,
 	                        set, 1, NULL, 0);
@@ -297,7 +385,7 @@ TEST(retain_idle_removes_idle_bundles_and_series)
 	               "\"not_provided_by_service_discovery\","
 	               "dst_service=\"web\"} 1"));
 	/* the open connection's bundle stays while it is open */
-	pxmetrics_tcp_close(t1, 0);
+	pxmetrics_tcp_close(t1, 0, 0);
 	for (now += 250; now <= 8000; now += 250)
 		pxmetrics_sweep(&pm, now, 0);
 	CHECK(count_lines(r, "tcp_open_total{") == 0);
@@ -308,7 +396,7 @@ TEST(retain_idle_removes_idle_bundles_and_series)
 	CHECK(t3 == t2);
 	pxmetrics_tcp_open(t3);
 	CHECK(count_lines(r, "tcp_open_total{") == 1);
-	pxmetrics_tcp_close(t3, 0);
+	pxmetrics_tcp_close(t3, 0, 0);
 	pxmetrics_destroy(&pm);                 /* ASan: nothing leaks */
 	metrics_registry_free(r);
 }
