@@ -22,7 +22,6 @@
  * response to an HTTP/1.0 client goes out raw and the connection closes.
  */
 #include <errno.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "core/h2.h"
@@ -1275,15 +1274,16 @@ static int h1_hx_req_new(struct conn *c, const struct http1_head *h,
 	size_t alen = h->authority ? h->authority_len : strlen(host);
 	const char *path = h->path_len ? h->path : "/";
 	size_t plen = h->path_len ? h->path_len : 1;
-	char proto[40];
-	size_t i, nf = 0, bytes, plen2;
+	static const char *const protos[2][2] = {
+		{ "HTTP/1.1", "HTTP/1.1; absolute-form" },
+		{ "HTTP/1.0", "HTTP/1.0; absolute-form" },
+	};
+	const char *proto = protos[x->version == 10]
+	                          [h->target_form == HTTP1_T_ABSOLUTE];
+	size_t i, nf = 0, bytes, plen2 = strlen(proto);
 	struct h1_h2req *q;
 	char *p;
 
-	plen2 = (size_t)snprintf(proto, sizeof(proto), "HTTP/1.%d%s",
-	                         x->version == 10 ? 0 : 1,
-	                         h->target_form == HTTP1_T_ABSOLUTE
-	                                 ? "; absolute-form" : "");
 	bytes = h->method_len + alen + plen + sizeof(H1_ORIG_PROTO) + plen2 +
 	        sizeof("trailers");
 	for (i = 0; i < h->nheaders; i++)
@@ -1443,15 +1443,38 @@ static int h1_hx_begin(struct conn *c, const struct http1_head *h,
 	return 0;
 }
 
+#define H1_HX_NAME_IS(s, lit) \
+	((s).len == sizeof(lit) - 1 && !memcmp((s).p, lit, sizeof(lit) - 1))
+
 static struct str h1_hx_field(const struct h2_header *f, size_t n,
                               const char *name)
 {
-	size_t i;
+	size_t i, len = strlen(name);
 
 	for (i = 0; i < n; i++)
-		if (str_eq_cstr(f[i].name, name))
+		if (f[i].name.len == len && !memcmp(f[i].name.p, name, len))
 			return f[i].value;
 	return STR_NULL;
+}
+
+/* "HTTP/1.1 <status> <reason>\r\n" into <hb>. 0 or -1 (no room). */
+static int h1_hx_status_line(struct buf *hb, int status)
+{
+	const char *reason = rewrite_reason(status);
+	size_t rl = strlen(reason);
+	char *p = buf_reserve(hb, 9 + 4 + rl + 2);
+
+	if (!p || status < 100 || status > 999)
+		return -1;
+	memcpy(p, "HTTP/1.1 ", 9);
+	p[9] = (char)('0' + status / 100);
+	p[10] = (char)('0' + status / 10 % 10);
+	p[11] = (char)('0' + status % 10);
+	p[12] = ' ';
+	memcpy(p + 13, reason, rl);
+	memcpy(p + 13 + rl, "\r\n", 2);
+	buf_produce(hb, 13 + rl + 2);
+	return 0;
 }
 
 /* Appends "name: value" lines for <f>[<n>] to <hb>, leaving out
@@ -1462,8 +1485,8 @@ static int h1_hx_fields(struct buf *hb, const struct h2_header *f, size_t n,
 	size_t i;
 
 	for (i = 0; i < n; i++) {
-		if (str_eq_cstr(f[i].name, H1_ORIG_PROTO) ||
-		    (skip_length && str_eq_cstr(f[i].name, "content-length")))
+		if (H1_HX_NAME_IS(f[i].name, H1_ORIG_PROTO) ||
+		    (skip_length && H1_HX_NAME_IS(f[i].name, "content-length")))
 			continue;
 		if (buf_append(hb, f[i].name.p, f[i].name.len) < 0 ||
 		    buf_append(hb, ": ", 2) < 0 ||
@@ -1490,8 +1513,9 @@ static int h1_hx_on_head(void *o, const struct h2_head *hd, int end)
 	struct proxy *px = c->px;
 	struct h1x *x = &c->h1;
 	struct buf *hb = h1_hb();
-	struct str cl, err;
+	struct str cl, err, gs;
 	uint64_t len = 0;
+	size_t i;
 	int nobody, out = H1_OUT_ASIS, kind = HTTP1_BODY_LENGTH;
 
 	if (hd->status == 101) {
@@ -1502,8 +1526,7 @@ static int h1_hx_on_head(void *o, const struct h2_head *hd, int end)
 	if (hd->status < 200) {
 		/* interim: forwarded to HTTP/1.1 clients only */
 		if (x->version == 11 &&
-		    (buf_printf(hb, "HTTP/1.1 %d %s\r\n", hd->status,
-		                rewrite_reason(hd->status)) < 0 ||
+		    (h1_hx_status_line(hb, hd->status) < 0 ||
 		     h1_hx_fields(hb, hd->fields, hd->nfields, 0) < 0 ||
 		     buf_append(hb, "\r\n", 2) < 0 ||
 		     ep_send(h1_ev(c), &c->cli, buf_data(hb), buf_len(hb)) < 0))
@@ -1514,16 +1537,24 @@ static int h1_hx_on_head(void *o, const struct h2_head *hd, int end)
 		h1_abort(c, "a second response head");
 		return 0;
 	}
-	err = h1_hx_field(hd->fields, hd->nfields, RW_HDR_PROXY_ERROR);
+	err = cl = gs = STR_NULL;
+	for (i = 0; i < hd->nfields; i++) {
+		const struct h2_header *f = &hd->fields[i];
+
+		if (H1_HX_NAME_IS(f->name, "content-length"))
+			cl = f->value;
+		else if (H1_HX_NAME_IS(f->name, "grpc-status"))
+			gs = f->value;
+		else if (H1_HX_NAME_IS(f->name, RW_HDR_PROXY_ERROR))
+			err = f->value;
+	}
 	if (hd->status >= 500 &&
 	    h1_retry(c, hd->status == 502 && str_eq_cstr(err, "connect failed")
 	                ? H1_RETRY_UNSENT : H1_RETRY_ROUTE, hd->status))
 		return 0;  /* this stream was given up */
 	x->status = (int16_t)hd->status;
-	x->grpc = (int16_t)h1_hx_grpc(h1_hx_field(hd->fields, hd->nfields,
-	                                          "grpc-status"));
+	x->grpc = (int16_t)h1_hx_grpc(gs);
 	pxmetrics_latency(x->m, hd->status, loop_now_ms(&px->loop) - x->t0);
-	cl = h1_hx_field(hd->fields, hd->nfields, "content-length");
 	nobody = x->method == HTTP1_M_HEAD || hd->status == 204 ||
 	         hd->status == 304;
 	if (nobody) {
@@ -1544,8 +1575,7 @@ static int h1_hx_on_head(void *o, const struct h2_head *hd, int end)
 	if (!(x->flags & H1X_F_KEEPALIVE) || x->rst != H1R_DONE ||
 	    px->draining)
 		x->flags |= H1X_F_CLOSE;
-	if (buf_printf(hb, "HTTP/1.1 %d %s\r\n", hd->status,
-	               rewrite_reason(hd->status)) < 0 ||
+	if (h1_hx_status_line(hb, hd->status) < 0 ||
 	    h1_hx_fields(hb, hd->fields, hd->nfields,
 	                 kind != HTTP1_BODY_NONE && !cl.len) < 0 ||
 	    (kind == HTTP1_BODY_LENGTH && !cl.len &&
