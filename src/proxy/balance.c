@@ -586,6 +586,15 @@ int balance_done(struct balance *b, const struct balance_handle *h,
 	now_ns = balance_clock(b, now_ns);
 	e->pending--;
 	e->start_sum -= h->start_ns;
+	if (success == BALANCE_CANCELLED) {
+		/* no verdict: a probe goes out again with a later request */
+		if (h->probe && e->st == BALANCE_ST_PROBING && e->probe_out) {
+			e->probe_out = 0;
+			if (e->live)
+				balance_ready_add(b, s);
+		}
+		goto out;
+	}
 	balance_observe(b, e, now_ns, (double)latency_ns);
 
 	if (h->probe && e->st == BALANCE_ST_PROBING && e->probe_out) {
@@ -612,7 +621,7 @@ int balance_done(struct balance *b, const struct balance_handle *h,
 			balance_eject(b, s, now_ns);
 		}
 	}
-
+out:
 	if (!e->live && e->pending == 0) {
 		b->ndrain--;
 		balance_slot_free(b, s);

@@ -201,10 +201,14 @@ int balance_pick_other(struct balance *b, uint64_t now_ns,
  * Ends the request of handle <h>: in-flight count down, <latency_ns> fed
  * to the peak-EWMA (when <success> or not: a slow failure is still slow),
  * and the outcome to failure accrual (<success> 0 = failure as the caller
- * classifies it: 5xx, connect error, gRPC UNAVAILABLE ...). Frees the slot
+ * classifies it: 5xx, connect error, gRPC UNAVAILABLE ...).
+ * <success> BALANCE_CANCELLED: the client gave the request up while the
+ * endpoint was doing fine; it says nothing about the endpoint (no latency
+ * sample, no accrual; a probe it carried is simply sent again). Frees the slot
  * of a draining endpoint whose last request this was. Returns 0, or
  * -ESTALE for a handle this balancer does not know (already freed slot).
  */
+#define BALANCE_CANCELLED (-1)
 int balance_done(struct balance *b, const struct balance_handle *h,
                  uint64_t now_ns, uint64_t latency_ns, int success);
 

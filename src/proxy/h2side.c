@@ -349,8 +349,9 @@ static void h2s_free(struct h2s *s, struct proxy *px)
 		s->hx = NULL;
 	}
 	h2s_req_free(s);
-	/* still leased: the stream ended without a response */
-	svc_release(&s->lease, 1);
+	/* still leased: the stream ended without a response (the client
+	 * gave up before any answer): no verdict on the endpoint */
+	svc_release(&s->lease, SVC_CANCELLED);
 	h2dir_free(&s->req);
 	h2dir_free(&s->resp);
 	mem_pool_put(&h2side_of(px)->s_pool, s);
@@ -520,10 +521,14 @@ static void h2s_count(struct h2s *s, int error)
 {
 	/* failure accrual counts what the endpoint did: 5xx, a gRPC status
 	 * other than OK (the metrics' classification), broken streams */
+	/* a reset by the client (error without H2S_F_FAILED) is no
+	 * verdict on an endpoint that answered well so far: a closed-loop
+	 * client that stops with streams in flight must not eject it */
 	if (s->flags & H2S_F_HEAD_SENT)
-		svc_release(&s->lease, !pxmetrics_is_failure(
+		svc_release(&s->lease, pxmetrics_is_failure(
 			s->status, s->grpc,
-			error || (s->flags & H2S_F_FAILED) || s->status >= 500));
+			(s->flags & H2S_F_FAILED) || s->status >= 500) ? 0 :
+			error ? SVC_CANCELLED : 1);
 	if (!(s->flags & H2S_F_COUNTED) || !(s->flags & H2S_F_HEAD_SENT))
 		return;
 	s->flags &= ~H2S_F_COUNTED;

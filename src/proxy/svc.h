@@ -158,8 +158,11 @@ void svc_wait_cancel(struct svc_wait *w);
 /*
  * Returns a lease with the outcome: <success> 0 for a connection failure
  * or a 5xx (failure accrual), 1 otherwise; the latency is the time since
- * the pick. No-op on an empty lease; empties it.
+ * the pick. SVC_CANCELLED: the client gave up a request the endpoint was
+ * serving well (neither, see balance_done). No-op on an empty lease;
+ * empties it.
  */
+#define SVC_CANCELLED BALANCE_CANCELLED
 void svc_release(struct svc_lease *lease, int success);
 
 /* The retry budget of the lease's service (NULL for an empty lease). */

@@ -357,6 +357,42 @@ TEST(ejects_after_7_consecutive_failures)
 	balance_destroy(&b);
 }
 
+TEST(cancelled_requests_are_no_verdict)
+{
+	struct balance_cfg c = cfg_nojitter();
+	struct balance b;
+	const struct balance_ep *e;
+	struct balance_handle p, h;
+	uint64_t t = SEC;
+	int i;
+
+	setup(&b, &c, 1, 1, t);
+	e = find_ep(&b, 0);
+	REQUIRE(e != NULL);
+	/* a client that gives up 20 requests in a row ejects nothing and
+	 * does not reset the failure count either */
+	for (i = 0; i < 6; i++)
+		CHECK(one_request(&b, t, 0) == 0);
+	for (i = 0; i < 20; i++)
+		CHECK(one_request(&b, t, BALANCE_CANCELLED) == 0);
+	CHECK(e->st == BALANCE_ST_CLOSED && e->failures == 6);
+	CHECK(e->pending == 0);
+	CHECK(one_request(&b, t, 0) == 0);
+	CHECK(e->st == BALANCE_ST_EJECTED);
+	/* a cancelled probe decides nothing: the next request probes */
+	t += SEC;
+	REQUIRE(balance_pick(&b, t, &p) == 0);
+	CHECK(p.probe == 1);
+	CHECK(balance_pick(&b, t, &h) == -EAGAIN);
+	CHECK(balance_done(&b, &p, t, MS, BALANCE_CANCELLED) == 0);
+	CHECK(e->st == BALANCE_ST_PROBING);
+	REQUIRE(balance_pick(&b, t, &p) == 0);
+	CHECK(p.probe == 1);
+	CHECK(balance_done(&b, &p, t, MS, 1) == 0);
+	CHECK(e->st == BALANCE_ST_CLOSED && e->failures == 0);
+	balance_destroy(&b);
+}
+
 TEST(single_probe_then_doubling_then_reset)
 {
 	struct balance_cfg c = cfg_nojitter();
