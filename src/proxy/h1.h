@@ -15,11 +15,12 @@
  * 501 (core/http1's status for it). Errors the proxy makes up carry meshd-proxy-error (gRPC requests get
  * a trailers-only 200 with grpc-status instead).
  *
- * Upstream kinds. The exchange reaches its upstream only through
- * h1_up_*() callbacks and h1x.up; today the upstream is an HTTP/1
- * connection (struct h1up). The HTTP/1-over-HTTP/2 upstream of DESIGN.md 4
- * (meshd-orig-proto) is a second kind behind the same four points: send
- * head, send body bytes, receive head, receive body.
+ * Upstream kinds. An exchange has one of two upstreams: an HTTP/1
+ * connection from the pool (h1x.up, events through h1_up_*()), or, for a
+ * meshed endpoint (the H2 hint), a stream of the pooled HTTP/2 connection
+ * to its proxy (h1x.hx, DESIGN.md 4, meshd-orig-proto; h1.c's section
+ * "HTTP/1 over HTTP/2"). Both sit behind the same points: send head, send
+ * body bytes (h1_up_send), receive head, receive body.
  */
 #ifndef MESHD_PROXY_H1_H
 #define MESHD_PROXY_H1_H

@@ -2153,13 +2153,6 @@ void h2side_x_consume(struct h2side_x *x, size_t n)
 	h2u_dirty(s->u);
 }
 
-size_t h2side_x_queued(const struct h2side_x *x)
-{
-	const struct h2s *s = (const struct h2s *)(const void *)x;
-
-	return s->u && s->uid ? h2_stream_queued(s->u->h2, s->uid) : 0;
-}
-
 void h2side_x_close(struct h2side_x *x)
 {
 	struct h2s *s = h2x_s(x);

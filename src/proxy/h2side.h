@@ -107,8 +107,6 @@ ssize_t h2side_x_write(struct h2side_x *x, const void *p, size_t n);
 int h2side_x_end(struct h2side_x *x, const struct h2_header *f, size_t n);
 /* Releases <n> response bytes to the stream window. */
 void h2side_x_consume(struct h2side_x *x, size_t n);
-/* Bytes of request body queued and not yet sent. */
-size_t h2side_x_queued(const struct h2side_x *x);
 /* The owner lets go: the stream is reset unless both sides ended; no
  * callback runs for it any more. */
 void h2side_x_close(struct h2side_x *x);
