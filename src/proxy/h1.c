@@ -295,6 +295,19 @@ static int h1_abort(struct conn *c, const char *why)
 	return -1;
 }
 
+/*
+ * The client went: its socket failed, or it closed in the middle of its
+ * request body. The exchange cannot finish, and that says nothing of the
+ * endpoint serving it: its lease goes back as cancelled (no verdict for
+ * failure accrual) before the connection closes. The response, when one
+ * was begun, is still counted as failed.
+ */
+static int h1_client_gone(struct conn *c, const char *why)
+{
+	svc_release(&c->h1.lease, SVC_CANCELLED);
+	return h1_abort(c, why);
+}
+
 /* Ends the current exchange after its response went out. */
 static int h1_end(struct conn *c)
 {
@@ -841,7 +854,7 @@ static void h1_cli_read(struct conn *c)
 		return;
 	}
 	if (n < 0) {
-		conn_close(c, 1, 0);
+		h1_client_gone(c, "client read failed");
 		return;
 	}
 	if (n == 0) {
@@ -854,7 +867,7 @@ static void h1_cli_read(struct conn *c)
 			else
 				conn_close(c, 0, 0);
 		} else if (x->rst == H1R_BODY)
-			h1_abort(c, "client closed during the request body");
+			h1_client_gone(c, "client closed during the request body");
 		return;
 	}
 	conn_touch(c);
@@ -912,7 +925,7 @@ static int h1_upgrade(struct conn *c, struct h1_batch *bt, int from_in)
 	struct h1up *up = x->up;
 
 	if (h1_batch_send(c, &c->cli, bt) < 0)
-		return h1_abort(c, "client write failed");
+		return h1_client_gone(c, "client write failed");
 	if (from_in)
 		ep_consume_in(&up->ep, buf_len(&up->ep.in));
 	h1_count_response(c, 101, -1, 0);
@@ -1074,10 +1087,10 @@ static int h1_resp_input(struct conn *c, const char *data, size_t len,
 			x->sst = H1S_DONE;
 		if (h1_batch_full(&bt) &&
 		    h1_batch_send(c, &c->cli, &bt) < 0)
-			return h1_abort(c, "client write failed");
+			return h1_client_gone(c, "client write failed");
 	}
 	if (bt.n && h1_batch_send(c, &c->cli, &bt) < 0)
-		return h1_abort(c, "client write failed");
+		return h1_client_gone(c, "client write failed");
 	if (ep_keep_in(&up->ep, data, len, from_in) < 0)
 		return h1_resp_fail(c, "response head too large");
 	if (x->sst == H1S_DONE)
@@ -1530,7 +1543,7 @@ static int h1_hx_on_head(void *o, const struct h2_head *hd, int end)
 		     h1_hx_fields(hb, hd->fields, hd->nfields, 0) < 0 ||
 		     buf_append(hb, "\r\n", 2) < 0 ||
 		     ep_send(h1_ev(c), &c->cli, buf_data(hb), buf_len(hb)) < 0))
-			h1_abort(c, "client write failed");
+			h1_client_gone(c, "client write failed");
 		return 0;
 	}
 	if (x->flags & H1X_F_HEAD_SENT) {
@@ -1597,7 +1610,7 @@ static int h1_hx_on_head(void *o, const struct h2_head *hd, int end)
 	x->sst = H1S_BODY;
 	conn_timeout(c, CONN_T_IDLE, px->cfg.idle_timeout_ms);
 	if (ep_send(h1_ev(c), &c->cli, buf_data(hb), buf_len(hb)) < 0)
-		h1_abort(c, "client write failed");
+		h1_client_gone(c, "client write failed");
 	return 0;
 }
 
@@ -1624,7 +1637,7 @@ static int h1_hx_on_data(void *o, const char *p, size_t n)
 		rc = h1_batch_send(c, &c->cli, &bt);
 	}
 	if (rc < 0) {
-		h1_abort(c, "client write failed");
+		h1_client_gone(c, "client write failed");
 		return 0;
 	}
 	conn_touch(c);
@@ -1651,7 +1664,7 @@ static int h1_hx_on_trailers(void *o, const struct h2_header *f, size_t n)
 	if (buf_append(hb, h1_last, 3) < 0 ||
 	    h1_hx_fields(hb, f, n, 0) < 0 ||
 	    ep_send(h1_ev(c), &c->cli, buf_data(hb), buf_len(hb)) < 0)
-		h1_abort(c, "client write failed");
+		h1_client_gone(c, "client write failed");
 	return 0;
 }
 
@@ -1670,7 +1683,7 @@ static int h1_hx_on_end(void *o)
 	    ((!x->resp.last_sent && buf_append(hb, h1_last, 3) < 0) ||
 	     buf_append(hb, h1_crlf, 2) < 0 ||
 	     ep_send(h1_ev(c), &c->cli, buf_data(hb), buf_len(hb)) < 0)) {
-		h1_abort(c, "client write failed");
+		h1_client_gone(c, "client write failed");
 		return 0;
 	}
 	x->resp.done = 1;
@@ -1789,7 +1802,7 @@ void h1_on_cli(struct conn *c, int revents)
 	if (revents & EV_WRITE) {
 		r = ep_flush(h1_ev(c), &c->cli);
 		if (r < 0) {
-			conn_close(c, 1, 0);
+			h1_client_gone(c, "client write failed");
 			return;
 		}
 		if (r == 0)

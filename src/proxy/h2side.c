@@ -666,12 +666,16 @@ static void h2u_reap(void *arg)
 	mem_pool_put(&h2side_of(u->px)->u_pool, u);
 }
 
-static struct h2u *h2u_new(struct proxy *px, struct pool_target *t)
+/* A new connection to <t>, connecting. NULL with *err set: -ENOBUFS (no
+ * memory) or the connect's own error (refused at once). */
+static struct h2u *h2u_new(struct proxy *px, struct pool_target *t, int *err)
 {
 	struct h2side *hs = h2side_of(px);
 	struct h2u *u = mem_pool_zget(&hs->u_pool);
-	char err[128];
+	char msg[128];
+	int e;
 
+	*err = -ENOBUFS;
 	if (!u)
 		return NULL;
 	u->px = px;
@@ -681,10 +685,19 @@ static struct h2u *h2u_new(struct proxy *px, struct pool_target *t)
 	loop_timer_init(&u->timer, h2u_timer_cb);
 	loop_defer_init(&u->flush, h2u_flush, u);
 	loop_defer_init(&u->reap, h2u_reap, u);
-	u->h2 = h2_new(H2_CLIENT, &hs->lim_up, &h2u_cbs, u, err, sizeof(err));
-	if (!u->h2 || pool_tcp_connect(px, &u->ep, &t->addr) < 0) {
+	u->h2 = h2_new(H2_CLIENT, &hs->lim_up, &h2u_cbs, u, msg, sizeof(msg));
+	if (!u->h2) {
+		mem_pool_put(&hs->u_pool, u);
+		return NULL;
+	}
+	e = pool_tcp_connect(px, &u->ep, &t->addr);
+	if (e < 0) {
+		/* refused at once (local address, unreachable): counted as
+		 * a failed connect like the ones that fail later */
+		pxmetrics_tcp_connect_fail(t->m, e);
 		h2_free(u->h2);
 		mem_pool_put(&hs->u_pool, u);
+		*err = e;
 		return NULL;
 	}
 	if (t->m) {
@@ -701,8 +714,11 @@ static struct h2u *h2u_new(struct proxy *px, struct pool_target *t)
 	return u;
 }
 
-/* An upstream connection to <t> that takes a new stream now. */
-static struct h2u *h2u_pick(struct proxy *px, struct pool_target *t)
+/* An upstream connection to <t> that takes a new stream now, or NULL
+ * with *err: -EAGAIN (every connection allowed is full), -ENOBUFS, or the
+ * error of a connect refused at once. */
+static struct h2u *h2u_pick(struct proxy *px, struct pool_target *t,
+                            int *err)
 {
 	struct h2u *u;
 	unsigned n = 0;
@@ -710,9 +726,25 @@ static struct h2u *h2u_pick(struct proxy *px, struct pool_target *t)
 	for (u = t->h2; u; u = u->tnext, n++)
 		if (!u->dead && !u->goaway && h2_can_submit(u->h2) > 0)
 			return u;
+	*err = -EAGAIN;
 	if (n >= H2SIDE_MAX_UP_CONNS)
 		return NULL;
-	return h2u_new(px, t);
+	return h2u_new(px, t, err);
+}
+
+/* The status and meshd-proxy-error for a failed h2u_pick. */
+static int h2u_pick_status(int err, const char **why)
+{
+	if (err == -EAGAIN) {
+		*why = "upstream stream limit";
+		return 503;
+	}
+	if (err == -ENOBUFS) {
+		*why = "out of memory";
+		return 503;
+	}
+	*why = "connect failed";
+	return 502;
 }
 
 static void h2u_update(struct h2u *u)
@@ -1158,17 +1190,21 @@ static int h2s_up_open(struct h2s *s)
 	struct h2_request hr;
 	struct h2u *u;
 	int32_t uid;
-	int end;
+	int end, err;
 
 	if (s->flags & H2S_F_ORIG)
 		return h2s_h1_open(s);
 	t = pool_target_get(px->pool, d->c->dir, a);
-	u = t ? h2u_pick(px, t) : NULL;
+	u = t ? h2u_pick(px, t, &err) : NULL;
 	if (!u) {
-		if (t)
+		const char *why = "out of memory";
+		int st = 502;
+
+		if (t) {
 			pool_target_maybe_free(t);
-		h2s_synth(s, t ? 503 : 502, t ? "upstream stream limit"
-		                              : "out of memory");
+			st = h2u_pick_status(err, &why);
+		}
+		h2s_synth(s, st, why);
 		return -1;
 	}
 	hr.method = rq->method;
@@ -2087,13 +2123,18 @@ struct h2side_x *h2side_x_open(struct proxy *px, int dir,
 	struct h2u *u;
 	struct h2s *s;
 	int32_t uid;
+	int err;
 
 	t = pool_target_get(px->pool, dir, addr);
-	u = t ? h2u_pick(px, t) : NULL;
+	u = t ? h2u_pick(px, t, &err) : NULL;
 	if (!u) {
-		if (t)
+		const char *why;
+
+		*status = 502;
+		if (t) {
 			pool_target_maybe_free(t);
-		*status = t ? 503 : 502;
+			*status = h2u_pick_status(err, &why);
+		}
 		return NULL;
 	}
 	s = mem_pool_zget(&h2side_of(px)->s_pool);

@@ -10,7 +10,8 @@
 # marker, body framing), what the client receives (status, fields, framing
 # for HTTP/1.1 and HTTP/1.0, trailers, HEAD, 204), bodies both ways (40 KB,
 # chunked, 20 MB up and down with flow control and memory bounds), many
-# requests over one connection between the proxies, retries of a 5xx and
+# requests over one connection between the proxies, clients that give up
+# mid-response (no failure for the endpoint), retries of a 5xx and
 # failover of a stream the server proxy refused, the proxy's answer when
 # the application is gone, exact metrics on both proxies.
 # Every process started here is ended by the EXIT trap.
@@ -245,6 +246,25 @@ check "they shared the pooled h2 connection (outbound connections opened: $o0 ->
 	test "$o1" = "$o0"
 check "keep-alive: three requests on one client connection" \
 	sh -c 'n=$(curl -s -m 10 -o /dev/null -w "%{http_code}\n" -H "Host: web.t:80" "$1/a" "$1/b" "$1/c" | grep -c "^200$"); [ "$n" = 3 ]' _ "$W"
+
+# ---- clients that give up are not endpoint failures ----
+# Eight clients in a row close their connection after the first 64 KB of a
+# 20 MB response, on the upgraded path (web) and on plain HTTP/1.1
+# (plain). Failure accrual ejects an endpoint after 7 consecutive
+# failures, and each service has one: had the cancellations counted, the
+# next request would wait in the service's queue for the ejection's end.
+for h in web.t plain.t; do
+	u0=$(metric $ADM1 outbound_balancer_unavailable_total)
+	q0=$(metric $ADM1 outbound_balancer_queued_total)
+	for i in 1 2 3 4 5 6 7 8; do
+		curl -s -m 10 -H "Host: $h:80" "$W/big/20000000" 2>/dev/null | head -c 65536 > /dev/null
+	done
+	code=$(curl -s -m 10 -o /dev/null -w '%{http_code}' -H "Host: $h:80" "$W/after-cancel")
+	u1=$(metric $ADM1 outbound_balancer_unavailable_total)
+	q1=$(metric $ADM1 outbound_balancer_queued_total)
+	check "$h: after 8 clients gave up mid-response the endpoint still serves at once ($code; queued $q0 -> $q1, failed fast $u0 -> $u1)" \
+		test "$code" = 200 -a "$q1" = "$q0" -a "$u1" = "$u0"
+done
 
 # ---- failures ----
 code=$(curl -s -m 10 -o /dev/null -w '%{http_code}' -H "Host: gone.t:80" "$W/x")

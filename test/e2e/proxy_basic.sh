@@ -4,7 +4,8 @@
 # reuse, chunked bodies, HEAD, 204/304, 100-continue, smuggling vectors
 # refused, a WebSocket-style upgrade, HTTP/2 prior knowledge (curl and
 # nghttp), the proxy's own errors (HTTP and gRPC) with the errno of
-# tcp_close_total (refused connect, upstream and client resets), an opaque
+# tcp_close_total (refused connect, also one refused at once, upstream and
+# client resets), an opaque
 # TCP route with
 # half-close, detection timeout for a server-speaks-first protocol, the
 # admin server, exact metrics after a scripted mix (checked with promtool),
@@ -259,6 +260,18 @@ check_out "h2 connect refused: 502" '^HTTP/2 502' bash -c \
 	 http://127.0.0.1:1/ | tr -d '\r' | tr '\n' ' '"
 check_out "metrics: h2 refused connect counted too (errno=ECONNREFUSED)" \
 	"peer=\"dst\",target_addr=\"127\.0\.0\.1:1\",$TCL,classification=\"failure\",errno=\"ECONNREFUSED\"\} 2\$" \
+	tcp_closes
+# a connect the kernel refuses at once (TCP to a multicast address:
+# ENETUNREACH from connect itself) counts the same, for both kinds of
+# upstream connection
+check_out "connect refused at once (multicast target): 502" \
+	'^HTTP/1.1 502.*meshd-proxy-error: connect failed' bash -c \
+	"$C -i -H 'Host: 224.0.0.1:80' http://127.0.0.1:$OUT/ | tr -d '\r' | tr '\n' ' '"
+check_out "h2 connect refused at once: 502" '^HTTP/2 502' bash -c \
+	"$C -i --http2-prior-knowledge --connect-to 224.0.0.1:80:127.0.0.1:$OUT \
+	 http://224.0.0.1:80/ | tr -d '\r' | tr '\n' ' '"
+check_out "metrics: both counted as dst closes with errno=ENETUNREACH" \
+	"peer=\"dst\",target_addr=\"224\.0\.0\.1:80\",$TCL,classification=\"failure\",errno=\"ENETUNREACH\"\} 2\$" \
 	tcp_closes
 check_out "upstream resets: 502" '^HTTP/1.1 502' bash -c \
 	"$C -i -H 'Host: 127.0.0.1:$P_RST' http://127.0.0.1:$OUT/ | head -1"
