@@ -198,6 +198,10 @@ static ssize_t h1_body(struct h1body *b, const char *data, size_t len,
 					b->last_sent = 1;
 				}
 				h1_batch_add(bt, data + used + off, span);
+			} else if (b->trl &&
+			           buf_append(b->trl, data + used + off,
+			                      span) < 0) {
+				return HTTP1_E_TRAILER_TOO_LARGE;
 			}
 			break;
 		case HTTP1_CHUNKED_DONE:
@@ -1200,8 +1204,9 @@ void h1_up_failed(struct conn *c, int err)
  * (h2side_x_*), marked "meshd-orig-proto: HTTP/1.x"; that proxy turns it
  * back into HTTP/1.1 for its application. The exchange's state machine is
  * the same as with an HTTP/1 upstream: the head is submitted at once, the
- * body goes decoded (chunk framing stays on this side; request trailers
- * are not carried) through h1_hx_send, and the response comes back through
+ * body goes decoded (chunk framing stays on this side; the trailer
+ * section of a chunked request becomes the stream's trailers) through
+ * h1_hx_send, and the response comes back through
  * the callbacks below and is framed for the client (content-length kept,
  * else chunked, else close-delimited for HTTP/1.0). Flow control: body
  * bytes the stream's queue refuses wait in x->hovf and the client is not
@@ -1237,7 +1242,7 @@ void h1_flush(void *arg)
 	    !(c->cli.flags & EP_F_CORK))
 		return;
 	if (ep_flush(h1_ev(c), &c->cli) < 0) {
-		conn_close(c, 1, 0);
+		h1_client_gone(c, "client write failed");
 		return;
 	}
 	h1_update(c);
@@ -1259,6 +1264,7 @@ static void h1_hx_close(struct h1x *x)
 {
 	h1_hx_drop(x);
 	MEM_FREE(&x->hreq);
+	buf_free(&x->htrl);
 }
 
 static struct str h1_hx_copy(char **p, const char *v, size_t n, int lower)
@@ -1356,6 +1362,45 @@ static int h1_hx_open(struct conn *c, const struct sock_addr *to, int end)
 	return 0;
 }
 
+/*
+ * Ends the stream with the request's trailer section (x->htrl, validated
+ * by the chunked decoder: no framing, routing or connection fields) as
+ * HTTP/2 trailers, names lowercased in place. 0 or -errno.
+ */
+static int h1_hx_end_trailers(struct h1x *x)
+{
+	char *blk = buf_data(&x->htrl);
+	size_t len = buf_len(&x->htrl), i, j;
+	struct http1_header *hf;
+	struct h2_header *f;
+	int n, rc;
+
+	n = http1_parse_fields(blk, len, NULL, 0);
+	if (n <= 0)
+		return n == 0 ? h2side_x_end(x->hx, NULL, 0) : -EPROTO;
+	hf = mem_alloc((size_t)n * (sizeof(*hf) + sizeof(*f)));
+	if (!hf)
+		return -ENOMEM;
+	f = (struct h2_header *)(void *)(hf + n);
+	rc = http1_parse_fields(blk, len, hf, (size_t)n);
+	if (rc == n) {
+		for (i = 0; i < (size_t)n; i++) {
+			char *name = (char *)(uintptr_t)hf[i].name;
+
+			for (j = 0; j < hf[i].name_len; j++)
+				if (name[j] >= 'A' && name[j] <= 'Z')
+					name[j] = (char)(name[j] + 32);
+			f[i].name = str_make(name, hf[i].name_len);
+			f[i].value = str_make(hf[i].value, hf[i].value_len);
+		}
+		rc = h2side_x_end(x->hx, f, (size_t)n);
+	} else {
+		rc = -EPROTO;
+	}
+	mem_free(hf);
+	return rc;
+}
+
 /* Ends the stream's request side once the whole body went. */
 static int h1_hx_maybe_end(struct conn *c)
 {
@@ -1364,6 +1409,8 @@ static int h1_hx_maybe_end(struct conn *c)
 	if (!x->hx || x->hend || x->rst != H1R_DONE || buf_len(&x->hovf))
 		return 0;
 	x->hend = 1;
+	if (buf_len(&x->htrl))
+		return h1_hx_end_trailers(x) < 0 ? -EPIPE : 0;
 	return h2side_x_end(x->hx, NULL, 0) < 0 ? -EPIPE : 0;
 }
 
@@ -1412,10 +1459,10 @@ static int h1_hx_resend(struct conn *c, const struct sock_addr *to)
 	struct h1x *x = &c->h1;
 	size_t n = buf_len(&x->replay);
 
-	if (h1_hx_open(c, to, n == 0) != 0)
+	if (h1_hx_open(c, to, n == 0 && !buf_len(&x->htrl)) != 0)
 		return 0;
-	if (n && (h1_hx_write(c, buf_data(&x->replay), n) < 0 ||
-	          h1_hx_maybe_end(c) < 0)) {
+	if ((n && h1_hx_write(c, buf_data(&x->replay), n) < 0) ||
+	    h1_hx_maybe_end(c) < 0) {
 		x->flags |= H1X_F_UP_DIRTY;
 		return 0;
 	}
@@ -1441,8 +1488,15 @@ static int h1_hx_begin(struct conn *c, const struct http1_head *h,
 		return h1_synth(c, rc == -E2BIG ? 431 : 503, rc == -E2BIG ?
 		                "request head too large to forward" :
 		                "out of memory");
-	/* the body crosses decoded: HTTP/2 frames it */
+	/* the body crosses decoded: HTTP/2 frames it; a chunked body's
+	 * trailer section is kept for the stream's end */
 	x->req.out = H1_OUT_RAW;
+	if (x->req.kind == HTTP1_BODY_CHUNKED) {
+		buf_free(&x->htrl);
+		buf_init(&x->htrl, px->cfg.h1lim.max_trailer ?
+		         px->cfg.h1lim.max_trailer : HTTP1_DEF_MAX_TRAILER);
+		x->req.trl = &x->htrl;
+	}
 	x->rst = x->req.done ? H1R_DONE : H1R_BODY;
 	rc = h1_hx_open(c, addr, x->req.done);
 	if (rc)

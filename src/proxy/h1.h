@@ -46,6 +46,8 @@ struct h1body {
 	uint8_t last_sent;           /* "0\r\n" written (chunked out) */
 	uint64_t remain;             /* HTTP1_BODY_LENGTH */
 	struct http1_chunked ch;     /* HTTP1_BODY_CHUNKED */
+	struct buf *trl;             /* H1_OUT_RAW: where the trailer section
+	                              * goes (NULL: dropped) */
 };
 
 #define H1_OUT_ASIS    0  /* bytes as they come (content-length) */
@@ -107,6 +109,8 @@ struct h1x {
 	struct h2side_x *hx;         /* the stream, or NULL */
 	struct h1_h2req *hreq;       /* its head as submitted (for retries) */
 	struct buf hovf;             /* body bytes its queue refused */
+	struct buf htrl;             /* the request's trailer section (field
+	                              * lines), sent when the stream ends */
 	struct sock_addr haddr;      /* the endpoint it went to */
 };
 

@@ -8,7 +8,7 @@
 # h2c connection, marked meshd-orig-proto; meshd 2 turns it back into
 # HTTP/1.1. Checks: what the application receives (request line, Host, no
 # marker, body framing), what the client receives (status, fields, framing
-# for HTTP/1.1 and HTTP/1.0, trailers, HEAD, 204), bodies both ways (40 KB,
+# for HTTP/1.1 and HTTP/1.0, trailers both ways, HEAD, 204), bodies both ways (40 KB,
 # chunked, 20 MB up and down with flow control and memory bounds), many
 # requests over one connection between the proxies, clients that give up
 # mid-response (no failure for the endpoint), retries of a 5xx and
@@ -68,16 +68,20 @@ class H(BaseHTTPRequestHandler):
             with open(log, "a") as f:
                 f.write(json.dumps({"line": self.requestline,
                                     "fields": [[k, v] for k, v in self.headers.items()],
-                                    "body": len(body), "conn": len(conns)}) + "\n")
+                                    "body": len(body), "conn": len(conns),
+                                    "trailers": getattr(self, "trl", [])}) + "\n")
     def body(self):
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             out = b""
             while True:
                 n = int(self.rfile.readline().split(b";")[0], 16)
                 if n == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return out
+                    self.trl = []
+                    while True:
+                        l = self.rfile.readline()
+                        if l in (b"\r\n", b"\n", b""):
+                            return out
+                        self.trl.append(l.decode().rstrip("\r\n"))
                 out += self.rfile.read(n)
                 self.rfile.readline()
         return self.rfile.read(int(self.headers.get("Content-Length", "0")))
@@ -211,6 +215,12 @@ check "POST chunked by the client: echoed" \
 l=$(last_app)
 check "a chunked request reaches the app chunked (no content-length was given)" \
 	"$PY" -c 'import json,sys; r=json.loads(sys.argv[1]); f=dict((k.lower(),v) for k,v in r["fields"]); assert f.get("transfer-encoding")=="chunked" and r["body"]==53336, r' "$l"
+req='POST /echo HTTP/1.1\r\nHost: web.t:80\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\nX-Sum: 42\r\nx-other: b c\r\n\r\n'
+out=$(printf "$req" | timeout 10 socat -t 5 - TCP:127.0.0.1:$OUT1 | tr -d '\r')
+l=$(last_app)
+check "request trailers cross the upgraded path: the app gets them after the chunked body" \
+	sh -c 'printf "%s" "$1" | grep -q "\"trailers\": \[\"x-sum: 42\", \"x-other: b c\"\]" &&
+	       printf "%s" "$1" | grep -q "\"body\": 5," && printf "%s" "$2" | grep -q "^hello\$"' _ "$l" "$out"
 out=$(cw --raw -D "$tmp/h2" "$W/chunked")
 check_out "a chunked response with trailers reaches an HTTP/1.1 client chunked, trailer kept" \
 	'x-checksum: 42' printf '%s' "$out"
