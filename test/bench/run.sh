@@ -197,6 +197,21 @@ cpu_ticks() {
 	echo $sum
 }
 
+# ctx_switches PID...: voluntary + involuntary context switches summed
+# (each process's main thread: every contender runs one thread per process).
+ctx_switches() {
+	local p k v sum=0
+	for p in "$@"; do
+		[ -r "/proc/$p/status" ] || continue
+		while read -r k v; do
+			case $k in
+			voluntary_ctxt_switches: | nonvoluntary_ctxt_switches:) sum=$((sum + v)) ;;
+			esac
+		done 2>/dev/null < "/proc/$p/status"
+	done
+	echo $sum
+}
+
 # busy_ticks: machine-wide busy clock ticks (all CPUs).
 busy_ticks() {
 	local cpu u n s idle iow irq sirq steal rest
@@ -751,10 +766,12 @@ measure() {
 	# (b)+(c) 1000 req/s
 	key=r$r-$c-$p-lat
 	c1=$(cpu_ticks $HOP1); c2=$(cpu_ticks $HOP2)
+	s1=$(ctx_switches $HOP1); s2=$(ctx_switches $HOP2)
 	if [ "$p" = h1 ]; then a=(--connections $lat_conns_h1); else a=(--connections $lat_conns_h2 --streams $lat_streams_h2); fi
 	run_loadgen "$key" "$d_lat" "$w_lat" --url "$url" $flags --rate $lat_rate "${a[@]}"
 	rc=$?
 	c1b=$(cpu_ticks $HOP1); c2b=$(cpu_ticks $HOP2)
+	s1b=$(ctx_switches $HOP1); s2b=$(ctx_switches $HOP2)
 	n=$(jval "$work/$key.json" all_completed)
 	lat=($(jlat "$work/$key.json"))
 	errs=$(err_note "$work/$key.json")
@@ -766,6 +783,8 @@ measure() {
 	if [ -n "$HOP1" ] && [ -n "$n" ]; then
 		R[$k|lat_cpu1|$r]=$(cpu_us_per_req $((c1b - c1)) "$n")
 		R[$k|lat_cpu2|$r]=$(cpu_us_per_req $((c2b - c2)) "$n")
+		R[$k|lat_cs1|$r]=$(awk -v d=$((s1b - s1)) -v n="$n" 'BEGIN{ if (n > 0) printf "%.2f", d / n }')
+		R[$k|lat_cs2|$r]=$(awk -v d=$((s2b - s2)) -v n="$n" 'BEGIN{ if (n > 0) printf "%.2f", d / n }')
 	fi
 	log_run "$r" "$c" "$p" "$lat_rate req/s" "p50 ${lat[0]:-?} us, p99 ${lat[2]:-?} us, achieved ${R[$k|lat_rps|$r]:-?}, $errs"
 
@@ -925,20 +944,21 @@ tables() {
 	}
 	END {
 		nc = split(cs, C, " "); np = split(protos, P, " ")
-		print "| contender | proto | sat req/s | proxy core busy | CPU µs/req at sat | CPU µs/req at " rate "/s | p50 µs | p99 µs | added p50 µs | added p99 µs | RSS idle MiB | RSS load MiB |"
-		print "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+		print "| contender | proto | sat req/s | proxy core busy | CPU µs/req at sat | CPU µs/req at " rate "/s | ctx sw/req at " rate "/s | p50 µs | p99 µs | added p50 µs | added p99 µs | RSS idle MiB | RSS load MiB |"
+		print "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 		for (i = 1; i <= nc; i++) for (j = 1; j <= np; j++) {
 			c = C[i]; p = P[j]
 			if (skipped(c, p)) continue
 			if (c == "direct") {
-				printf "| %s%s | %s | %s | – | – | – | %s | %s | 0 | 0 | – | – |\n", c, flag(c, p), p,
+				printf "| %s%s | %s | %s | – | – | – | – | %s | %s | 0 | 0 | – | – |\n", c, flag(c, p), p,
 					f("%.0f", med(c, p, "sat_rps")), f("%.0f", med(c, p, "p50")), f("%.0f", med(c, p, "p99"))
 				continue
 			}
-			printf "| %s%s | %s | %s | %s | %s / %s | %s / %s | %s | %s | %s | %s | %s / %s | %s / %s |\n",
+			printf "| %s%s | %s | %s | %s | %s / %s | %s / %s | %s / %s | %s | %s | %s | %s | %s / %s | %s / %s |\n",
 				c, flag(c, p), p, f("%.0f", med(c, p, "sat_rps")), f("%.0f %%", med(c, p, "sat_core")),
 				f("%.1f", med(c, p, "sat_cpu1")), f("%.1f", med(c, p, "sat_cpu2")),
 				f("%.1f", med(c, p, "lat_cpu1")), f("%.1f", med(c, p, "lat_cpu2")),
+				f("%.2f", med(c, p, "lat_cs1")), f("%.2f", med(c, p, "lat_cs2")),
 				f("%.0f", med(c, p, "p50")), f("%.0f", med(c, p, "p99")),
 				f("%.0f", added(c, p, "p50")), f("%.0f", added(c, p, "p99")),
 				mb(med(c, p, "rss_idle1")), mb(med(c, p, "rss_idle2")),
@@ -1001,7 +1021,7 @@ report() {
 	echo
 	echo "Saturation: loadgen --closed (h1 $sat_conns_h1 connections; h2 $sat_conns_h2 connections x $sat_streams_h2 streams). \"proxy core busy\": CPU time of both proxies over the run's wall time; near 100 % the pair's core is the bottleneck, well below it the load generator and origin (sharing the other core) are."
 	echo "Latency: open loop at $lat_rate req/s, from the intended send time (h1 $lat_conns_h1 connections; h2 $lat_conns_h2 x $lat_streams_h2 streams); \"added\" = median over rounds of (pair − no proxy) in the same round."
-	echo "CPU: µs of CPU per request per proxy (proxy 1 / proxy 2); at $lat_rate req/s, µs per request ÷ 1000 = vCPU per 1000 req/s."
+	echo "CPU: µs of CPU per request per proxy (proxy 1 / proxy 2); at $lat_rate req/s, µs per request ÷ 1000 = vCPU per 1000 req/s. \"ctx sw/req\": context switches (voluntary + involuntary) per request per proxy in the $lat_rate req/s run: 2 means each request woke the proxy twice (once for the request, once for the response), the floor of an event-loop proxy when requests do not overlap."
 	echo "RSS: MiB per proxy (proxy 1 / proxy 2; nginx = master + worker), idle after start, and the peak at $lat_rate req/s over $rss_conns connections."
 	echo "\"(FAILING)\": some run of that row had loadgen errors or non-2xx responses, or the contender did not start or failed its path check: its figures are not a measurement; \"(rate < 99 %!)\": the $lat_rate req/s run fell short of its rate."
 	echo
