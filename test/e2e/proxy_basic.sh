@@ -255,9 +255,13 @@ tcp_closes() { $C "http://127.0.0.1:$ADM/metrics" | grep '^tcp_close_total{'; }
 check_out "metrics: refused connect: dst close, errno=ECONNREFUSED" \
 	"^tcp_close_total\{namespace=\"e2e\",pod=\"basic-0\",direction=\"outbound\",peer=\"dst\",target_addr=\"127\.0\.0\.1:1\",$TCL,classification=\"failure\",errno=\"ECONNREFUSED\"\} 1\$" \
 	tcp_closes
-check_out "h2 connect refused: 502" '^HTTP/2 502' bash -c \
-	"$C -i --http2-prior-knowledge --connect-to 127.0.0.1:1:127.0.0.1:$OUT \
-	 http://127.0.0.1:1/ | tr -d '\r' | tr '\n' ' '"
+# h2_via_out HOST:PORT: the answer (head on one line) to an h2 prior-knowledge
+# request for http://HOST:PORT/ sent to the outbound listener
+h2_via_out() {
+	$C -i --http2-prior-knowledge --connect-to "$1:127.0.0.1:$OUT" "http://$1/" |
+		tr -d '\r' | tr '\n' ' '
+}
+check_out "h2 connect refused: 502" '^HTTP/2 502' h2_via_out 127.0.0.1:1
 check_out "metrics: h2 refused connect counted too (errno=ECONNREFUSED)" \
 	"peer=\"dst\",target_addr=\"127\.0\.0\.1:1\",$TCL,classification=\"failure\",errno=\"ECONNREFUSED\"\} 2\$" \
 	tcp_closes
@@ -267,9 +271,7 @@ check_out "metrics: h2 refused connect counted too (errno=ECONNREFUSED)" \
 check_out "connect refused at once (multicast target): 502" \
 	'^HTTP/1.1 502.*meshd-proxy-error: connect failed' bash -c \
 	"$C -i -H 'Host: 224.0.0.1:80' http://127.0.0.1:$OUT/ | tr -d '\r' | tr '\n' ' '"
-check_out "h2 connect refused at once: 502" '^HTTP/2 502' bash -c \
-	"$C -i --http2-prior-knowledge --connect-to 224.0.0.1:80:127.0.0.1:$OUT \
-	 http://224.0.0.1:80/ | tr -d '\r' | tr '\n' ' '"
+check_out "h2 connect refused at once: 502" '^HTTP/2 502' h2_via_out 224.0.0.1:80
 check_out "metrics: both counted as dst closes with errno=ENETUNREACH" \
 	"peer=\"dst\",target_addr=\"224\.0\.0\.1:80\",$TCL,classification=\"failure\",errno=\"ENETUNREACH\"\} 2\$" \
 	tcp_closes
