@@ -41,23 +41,7 @@ for tool in curl; do
 	fi
 done
 
-tmp=$(mktemp -d /tmp/meshd-controller.XXXXXX)
-pids=()
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	for p in "${pids[@]}"; do
-		for _ in 1 2 3 4 5 6 7 8 9 10; do
-			kill -0 "$p" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -9 "$p" 2>/dev/null
-		wait "$p" 2>/dev/null
-	done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+e2e_setup controller
 
 read -r GP AP GP2 AP2 GP3 AP3 GP4 AP4 GP5 AP5 <<<"$(
 	"$PY" - <<'EOF'
@@ -69,14 +53,6 @@ print(" ".join(str(s.getsockname()[1]) for s in ss))
 EOF
 )"
 
-wait_port() {
-	local i
-	for i in $(seq 50); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
 
 # stubs from the public contract, as any client would make them
 PROTO_INC=/usr/include
@@ -225,7 +201,7 @@ check_out "broken registry at start: file:line in the error" 'broken\.yaml:5:[0-
 	--log-level info >"$tmp/ctl.log" 2>&1 &
 CTL=$!
 pids+=($CTL)
-wait_port "$GP" && wait_port "$AP" || {
+e2e_wait_port "$GP" && e2e_wait_port "$AP" || {
 	e2e_report 1 "controller listening" "$(tail -5 "$tmp/ctl.log")"
 	exit 0
 }
@@ -355,7 +331,7 @@ fi
 "$M" controller --roles destination --max-streams 2 --destination-addr "127.0.0.1:$GP2" \
 	--admin-addr "127.0.0.1:$AP2" --log-level warn >"$tmp/ctl2.log" 2>&1 &
 pids+=($!)
-wait_port "$GP2" && wait_port "$AP2"
+e2e_wait_port "$GP2" && e2e_wait_port "$AP2"
 check_out "destination role alone: not ready without a registry" '^503$' \
 	curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$AP2/ready"
 timeout 60 "$PY" "$DST" "$tmp" many "127.0.0.1:$GP2" 10.0.0.1:80 2 >"$tmp/many.out" 2>&1 &
@@ -401,7 +377,7 @@ cp "$tmp/big1.yaml" "$tmp/big.yaml"
 	--log-level info,controller.destination=debug >"$tmp/ctl3.log" 2>&1 &
 C3=$!
 pids+=($C3)
-wait_port "$GP3" && wait_port "$AP3"
+e2e_wait_port "$GP3" && e2e_wait_port "$AP3"
 cat >"$tmp/scale.py" <<'EOF'
 import sys, threading, time, json
 sys.path.insert(0, sys.argv[1])
@@ -486,7 +462,7 @@ EOF
 		--log-level info >"$tmp/ctl4.log" 2>&1 &
 	C4=$!
 	pids+=($C4)
-	wait_port "$GP4" && wait_port "$AP4"
+	e2e_wait_port "$GP4" && e2e_wait_port "$AP4"
 	coproc SL { timeout 60 "$PY" "$top/test/e2e/controller/slow.py" "$tmp" \
 		"127.0.0.1:$GP4" big.default:80 "$tmp/slow5.json" 2>&1; }
 	pids+=($SL_PID)
@@ -521,7 +497,7 @@ fi
 	--log-level info >"$tmp/ctl5.log" 2>&1 &
 C5=$!
 pids+=($C5)
-wait_port "$GP5" && wait_port "$AP5"
+e2e_wait_port "$GP5" && e2e_wait_port "$AP5"
 W5=$tmp/ka-web.jsonl
 dstw "127.0.0.1:$GP5" get web.default.svc.cluster.local:8080 "$W5" 600 &
 pids+=($!)

@@ -8,38 +8,14 @@
 . "$(dirname "$0")/lib.sh"
 top=${MESHD_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 LG=${LG_BIN:-$top/build/bench/loadgen}
-tmp=$(mktemp -d /tmp/meshd-loadgen.XXXXXX)
-pids=()
+e2e_setup loadgen
 # pyenv-style shims cost ~0.5 s per start; call the interpreter directly
 PY=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null || command -v python3)
 
-cleanup() {
-	local p i
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	for p in "${pids[@]}"; do
-		for i in 1 2 3 4 5 6 7 8 9 10; do
-			kill -0 "$p" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -9 "$p" 2>/dev/null
-	done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
 
 # free_port: a TCP port on 127.0.0.1 that nobody listens on right now.
 free_port() {
 	"$PY" -S -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# wait_port PORT: up to 5 s for something to accept on 127.0.0.1:PORT.
-wait_port() {
-	local i
-	for i in $(seq 50); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
 }
 
 # jget FILE EXPR: evaluates EXPR over the JSON object d read from FILE.
@@ -111,7 +87,7 @@ http {
 EOF
 	nginx -p "$tmp" -c "$tmp/nginx.conf" -e "$tmp/nginx-error.log" > "$tmp/nginx.out" 2>&1 &
 	pids+=($!)
-	if wait_port "$p1" && wait_port "$p2"; then
+	if e2e_wait_port "$p1" && e2e_wait_port "$p2"; then
 		e2e_report 0 "nginx origin up (h1 :$p1, h2c :$p2)"
 		for mode in h1 h2; do
 			if [ $mode = h1 ]; then url=http://127.0.0.1:$p1/1k; flag=; else url=http://127.0.0.1:$p2/1k; flag=--h2; fi
@@ -208,7 +184,7 @@ EOF
 ps=$(free_port)
 "$PY" "$tmp/slow.py" "$ps" > "$tmp/py.out" 2>&1 &
 pids+=($!)
-if wait_port "$ps"; then
+if e2e_wait_port "$ps"; then
 	# 20 rps offered, 2 connections x 200 ms = 10 rps served: requests
 	# queue locally; latency from the intended time grows well past 200 ms
 	# while each response still takes ~200 ms once sent.

@@ -43,23 +43,7 @@ if ! "$PY" -c 'import h2, grpc, grpc_tools' 2>/dev/null; then
 	exit 0
 fi
 
-tmp=$(mktemp -d /tmp/meshd-mesh-h2.XXXXXX)
-pids=()
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	for p in "${pids[@]}"; do
-		for _ in 1 2 3 4 5 6 7 8 9 10; do
-			kill -0 "$p" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -9 "$p" 2>/dev/null
-		wait "$p" 2>/dev/null
-	done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+e2e_setup mesh-h2
 
 # free ports (the same port is then used on several 127.0.0.x addresses)
 read -r DP CA OUT INB PA PA1 PH <<<"$(
@@ -72,14 +56,6 @@ print(" ".join(str(s.getsockname()[1]) for s in ss))
 EOF
 )"
 
-wait_port() {  # wait_port HOST PORT
-	local i
-	for i in $(seq 50); do
-		(exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
 metric() {  # metric NAME: the proxy's value (summed over series), or 0
 	curl -s --max-time 5 "http://127.0.0.1:$PADM/metrics" |
 		awk -v k="$1" '$1 == k || index($1, k "{") == 1 { s += $2; n++ }
@@ -215,8 +191,8 @@ PADM=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); prin
 pids+=($!)
 
 up=0
-wait_port 127.0.0.1 "$DP" && wait_port 127.0.0.1 "$OUT" && wait_port 127.0.0.1 "$PADM" &&
-	for ip in 2 3 4 5 6 7 8 9 10 11; do wait_port "127.0.0.$ip" "$PA" || exit 1; done && up=1
+e2e_wait_port "$DP" && e2e_wait_port "$OUT" && e2e_wait_port "$PADM" &&
+	for ip in 2 3 4 5 6 7 8 9 10 11; do e2e_wait_port "$PA" "127.0.0.$ip" || exit 1; done && up=1
 [ $up = 1 ]
 e2e_report $? "controller, proxy and 10 upstreams up" \
 	"$(tail -n 5 "$tmp"/*.log)"
@@ -307,7 +283,7 @@ print(" ".join(str(s.getsockname()[1]) for s in ss))')"
 	--inbound-addr "127.0.0.1:$INBR" --admin-addr "127.0.0.1:$ADMR" \
 	--response-timeout 400ms --log-level warn >"$tmp/proxy-rt.log" 2>&1 &
 pids+=($!)
-wait_port 127.0.0.1 "$OUTR"
+e2e_wait_port "$OUTR"
 r=$(curl -s -o /dev/null -D "$tmp/head-rt.out" --max-time 10 --http2-prior-knowledge \
 	-H "Host: 127.0.0.4:$PA" -w '%{http_code} %{time_total}\n' "http://127.0.0.1:$OUTR/hello")
 code=${r%% *}; secs=${r#* }

@@ -22,23 +22,7 @@ unset MESHD_MODE MESHD_OUTBOUND_ADDR MESHD_INBOUND_ADDR MESHD_ADMIN_ADDR \
 	MESHD_INBOUND_FORWARD MESHD_DESTINATION_ADDR MESHD_LOG_LEVEL \
 	MESHD_RESPONSE_TIMEOUT MESHD_BALANCER
 
-tmp=$(mktemp -d /tmp/meshd-orig-proto.XXXXXX)
-pids=()
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	for p in "${pids[@]}"; do
-		for _ in 1 2 3 4 5 6 7 8 9 10; do
-			kill -0 "$p" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -9 "$p" 2>/dev/null
-		wait "$p" 2>/dev/null
-	done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+e2e_setup orig-proto
 
 read -r APP IN2 OUT2 ADM2 OUT1 IN1 ADM1 CTL CADM DEAD IN3 OUT3 ADM3 <<<"$(
 	"$PY" - <<'EOF'
@@ -172,16 +156,8 @@ EOF
 	--destination-addr 127.0.0.1:$CTL > "$tmp/proxy1.log" 2>&1 & pids+=($!)
 P1=$!
 
-wait_port() {
-	local i
-	for i in $(seq 100); do
-		(exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
-		sleep 0.05
-	done
-	return 1
-}
-wait_port 127.0.0.1 $APP; wait_port 127.0.0.2 $IN2; wait_port 127.0.0.3 $IN2
-wait_port 127.0.0.1 $CTL; wait_port 127.0.0.1 $OUT1; wait_port 127.0.0.1 $ADM1
+e2e_wait_port $APP; e2e_wait_port $IN2 127.0.0.2; e2e_wait_port $IN2 127.0.0.3
+e2e_wait_port $CTL; e2e_wait_port $OUT1; e2e_wait_port $ADM1
 
 W="http://127.0.0.1:$OUT1"
 cw() { curl -s -m 10 -H "Host: web.t:80" "$@"; }

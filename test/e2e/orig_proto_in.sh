@@ -27,23 +27,7 @@ if ! "$PY" -c 'import h2' 2>/dev/null; then
 	exit 0
 fi
 
-tmp=$(mktemp -d /tmp/meshd-orig-in.XXXXXX)
-pids=()
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	for p in "${pids[@]}"; do
-		for _ in 1 2 3 4 5 6 7 8 9 10; do
-			kill -0 "$p" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -9 "$p" 2>/dev/null
-		wait "$p" 2>/dev/null
-	done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+e2e_setup orig-in
 
 read -r P_APP P_DEAD OUT IN ADM OUT2 IN2 ADM2 <<<"$(
 	"$PY" - <<'EOF'
@@ -55,14 +39,6 @@ print(" ".join(str(s.getsockname()[1]) for s in ss))
 EOF
 )"
 
-wait_port() {
-	local i
-	for i in $(seq 50); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
 
 cat > "$tmp/app.py" <<'EOF'
 # app.py PORT LOG: an HTTP/1.1 application that appends one JSON line per
@@ -555,7 +531,7 @@ pids+=($PX)
 	>"$tmp/proxy2.log" 2>&1 &
 pids+=($!)
 for p in $P_APP $ADM $ADM2; do
-	wait_port "$p" || { e2e_report 1 "port $p listening" "$(tail -5 "$tmp"/*.log)"; exit 0; }
+	e2e_wait_port "$p" || { e2e_report 1 "port $p listening" "$(tail -5 "$tmp"/*.log)"; exit 0; }
 done
 : > "$tmp/app.log"
 san=0

@@ -36,23 +36,7 @@ if [ ! -x "$APP" ]; then
 	exit 0
 fi
 
-tmp=$(mktemp -d /tmp/meshd-proxy-basic.XXXXXX)
-pids=()
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	for p in "${pids[@]}"; do
-		for _ in 1 2 3 4 5 6 7 8 9 10; do
-			kill -0 "$p" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -9 "$p" 2>/dev/null
-		wait "$p" 2>/dev/null
-	done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+e2e_setup proxy-basic
 
 # free ports, chosen by the kernel (small race, good enough on a test box)
 read -r P_H1 P_H2 P_PY P_TCP P_BANNER OUT IN ADM ROUTE OUT2 IN2 ADM2 IN3 ADM3 \
@@ -65,16 +49,6 @@ for s in ss:
 print(" ".join(str(s.getsockname()[1]) for s in ss))
 EOF
 )"
-
-# wait_port PORT: until something listens on 127.0.0.1:PORT (5 s).
-wait_port() {
-	local i
-	for i in $(seq 50); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
 
 cat > "$tmp/pysrv.py" <<'EOF'
 # pysrv.py PORT: GET /headers answers with the request head it received;
@@ -165,7 +139,7 @@ PX=$!
 pids+=($PX)
 # (not $ROUTE_X: a probe would count as a refused connect)
 for p in $P_H1 $P_H2 $P_PY $P_TCP $P_BANNER $OUT $IN $ADM $ROUTE $P_RST; do
-	wait_port "$p" || { e2e_report 1 "port $p listening" "$(tail -5 "$tmp"/*.log)"; exit 0; }
+	e2e_wait_port "$p" || { e2e_report 1 "port $p listening" "$(tail -5 "$tmp"/*.log)"; exit 0; }
 done
 A1=127.0.0.1:$P_H1
 C="curl -s -m 5"
@@ -397,7 +371,7 @@ check_out "admin /metrics carries the workload labels" \
 pids+=($!)
 # the admin listener is bound last: once it answers, the others listen (a
 # probe of the outbound port would count as a connection)
-wait_port "$ADM2"
+e2e_wait_port "$ADM2"
 for i in 1 2 3; do $C -o /dev/null -H "Host: $A1" "http://127.0.0.1:$OUT2/ok"; done
 for i in 1 2; do $C -o /dev/null -H "Host: web.example:80" "http://127.0.0.1:$OUT2/ok"; done
 $C -o /dev/null -H "Host: $A1" "http://127.0.0.1:$OUT2/status/404"
@@ -457,7 +431,7 @@ fi
 	--inbound-forward "127.0.0.1:$P_BANNER" --detect-timeout 300ms \
 	--enable-shutdown --log-level warn >"$tmp/proxy3.log" 2>&1 &
 pids+=($!)
-wait_port "$IN3"
+e2e_wait_port "$IN3"
 check_out "detect timeout: server-first protocol works (opaque)" '^220 banner' bash -c \
 	"(sleep 1.2; printf 'quit\n'; sleep 0.5) | timeout 5 socat -t 1 - TCP:127.0.0.1:$IN3"
 
@@ -474,7 +448,7 @@ if command -v openssl >/dev/null; then
 		--inbound-forward "127.0.0.1:$P_TLS" --log-level warn \
 		>"$tmp/proxy4.log" 2>&1 &
 	pids+=($!)
-	wait_port "$P_TLS" && wait_port "$ADM4"
+	e2e_wait_port "$P_TLS" && e2e_wait_port "$ADM4"
 	check_out "TLS ClientHello: forwarded untouched, the origin's TLS answers" \
 		'^HTTP/1.0 200 ok' bash -c "$C -k -i https://127.0.0.1:$IN4/ | head -1"
 fi

@@ -22,23 +22,7 @@ unset MESHD_MODE MESHD_OUTBOUND_ADDR MESHD_INBOUND_ADDR MESHD_ADMIN_ADDR \
 	MESHD_INBOUND_FORWARD MESHD_DESTINATION_ADDR MESHD_LOG_LEVEL \
 	MESHD_RESPONSE_TIMEOUT MESHD_BALANCER
 
-tmp=$(mktemp -d /tmp/meshd-proxy-retry.XXXXXX)
-pids=()
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	for p in "${pids[@]}"; do
-		for _ in 1 2 3 4 5 6 7 8 9 10; do
-			kill -0 "$p" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -9 "$p" 2>/dev/null
-		wait "$p" 2>/dev/null
-	done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+e2e_setup proxy-retry
 
 read -r P_STALE P_RST OUT IN ADM CTL CADM P_APP OUT2 IN2 ADM2 P_DEAD OUT3 ADM3 OUT4 IN4 ADM4 <<<"$(
 	"$PY" - <<'EOF'
@@ -93,15 +77,7 @@ EOF
 	--inbound-addr 127.0.0.1:$IN --admin-addr 127.0.0.1:$ADM \
 	> "$tmp/proxy.log" 2>&1 & pids+=($!)
 
-wait_port() {
-	local i
-	for i in $(seq 100); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.05
-	done
-	return 1
-}
-for p in $P_STALE $P_RST $OUT $ADM; do wait_port "$p"; done
+for p in $P_STALE $P_RST $OUT $ADM; do e2e_wait_port "$p"; done
 
 # status of a request through the outbound listener to <target>
 req() {
@@ -206,7 +182,7 @@ EOF
 "$MESHD_BIN" proxy --mode explicit --inbound-addr 127.0.0.6:$P_APP \
 	--inbound-forward 127.0.0.1:$P_DEAD --outbound-addr 127.0.0.1:$OUT3 \
 	--admin-addr 127.0.0.1:$ADM3 > "$tmp/proxy3.log" 2>&1 & pids+=($!)
-wait_port $CTL; wait_port $OUT2; wait_port $ADM2; wait_port $ADM3
+e2e_wait_port "$CTL"; e2e_wait_port "$OUT2"; e2e_wait_port "$ADM2"; e2e_wait_port "$ADM3"
 wait_http() {
 	local i
 	for i in $(seq 100); do
@@ -308,7 +284,7 @@ for round in 1 2 3 4 5; do
 		--destination-addr 127.0.0.1:$CTL > "$tmp/proxy4.log" 2>&1 &
 	p4=$!
 	pids+=($p4)
-	wait_port $OUT4
+	e2e_wait_port "$OUT4"
 	for i in 1 2 3 4; do
 		curl -s -m 5 -H 'Host: g.t:80' "http://127.0.0.1:$OUT4/ok" > "$tmp/g$i" &
 		curl -s -m 5 -H 'Host: bd.t:80' "http://127.0.0.1:$OUT4/ok" > "$tmp/bd$i" &

@@ -26,7 +26,9 @@ Three kinds of vectors:
 Messages are compared with ==, i.e. by value, never by bytes: field order
 and map order may differ legitimately between encoders.
 """
+import atexit
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -38,6 +40,8 @@ TOP = os.path.dirname(os.path.dirname(HERE))
 
 def load_stubs():
     out = tempfile.mkdtemp(prefix="meshd-pb-")
+    # the generated module is imported once; the directory goes at exit
+    atexit.register(shutil.rmtree, out, True)
     subprocess.run([sys.executable, "-m", "grpc_tools.protoc",
                     "-I" + os.path.join(TOP, "api"), "--python_out=" + out,
                     os.path.join(TOP, "api", "destination.proto")],
