@@ -1345,14 +1345,15 @@ static int h1_hx_req_new(struct conn *c, const struct http1_head *h,
 }
 
 /* Opens the stream for the kept head to <to>, with end of request when
- * <end>. 0, or the status to answer. */
-static int h1_hx_open(struct conn *c, const struct sock_addr *to, int end)
+ * <end>. 0, or the status to answer with *<why> its meshd-proxy-error. */
+static int h1_hx_open(struct conn *c, const struct sock_addr *to, int end,
+                      const char **why)
 {
 	struct h1x *x = &c->h1;
 	int st = 502;
 
 	x->hx = h2side_x_open(c->px, c->dir, to, &x->hreq->r, end,
-	                      &h1_hx_ops, c, &st);
+	                      &h1_hx_ops, c, &st, why);
 	if (!x->hx)
 		return st;
 	x->haddr = *to;
@@ -1458,8 +1459,9 @@ static int h1_hx_resend(struct conn *c, const struct sock_addr *to)
 {
 	struct h1x *x = &c->h1;
 	size_t n = buf_len(&x->replay);
+	const char *why;
 
-	if (h1_hx_open(c, to, n == 0 && !buf_len(&x->htrl)) != 0)
+	if (h1_hx_open(c, to, n == 0 && !buf_len(&x->htrl), &why) != 0)
 		return 0;
 	if ((n && h1_hx_write(c, buf_data(&x->replay), n) < 0) ||
 	    h1_hx_maybe_end(c) < 0) {
@@ -1477,6 +1479,7 @@ static int h1_hx_begin(struct conn *c, const struct http1_head *h,
 	struct proxy *px = c->px;
 	struct h1x *x = &c->h1;
 	char host[SOCK_ADDR_STRLEN];
+	const char *why;
 	uint64_t tmo;
 	int rc;
 
@@ -1498,10 +1501,9 @@ static int h1_hx_begin(struct conn *c, const struct http1_head *h,
 		x->req.trl = &x->htrl;
 	}
 	x->rst = x->req.done ? H1R_DONE : H1R_BODY;
-	rc = h1_hx_open(c, addr, x->req.done);
+	rc = h1_hx_open(c, addr, x->req.done, &why);
 	if (rc)
-		return h1_synth(c, rc, rc == 503 ? "upstream stream limit"
-		                                 : "connect failed");
+		return h1_synth(c, rc, why);
 	tmo = h1_route_policy(c, h, 0);
 	if (tmo)
 		conn_timeout(c, CONN_T_RESPONSE, tmo);

@@ -732,19 +732,32 @@ static struct h2u *h2u_pick(struct proxy *px, struct pool_target *t,
 	return h2u_new(px, t, err);
 }
 
-/* The status and meshd-proxy-error for a failed h2u_pick. */
-static int h2u_pick_status(int err, const char **why)
+/* A connection to <a> that takes a new stream now, or NULL with the
+ * status and meshd-proxy-error the proxy answers: 503 when a limit or
+ * memory refused it, 502 when the connect was refused at once. */
+static struct h2u *h2u_get(struct proxy *px, int dir,
+                           const struct sock_addr *a, int *status,
+                           const char **why)
 {
+	struct pool_target *t = pool_target_get(px->pool, dir, a);
+	struct h2u *u;
+	int err = -ENOBUFS;
+
+	u = t ? h2u_pick(px, t, &err) : NULL;
+	if (u)
+		return u;
+	if (t)
+		pool_target_maybe_free(t);
+	*status = 503;
 	if (err == -EAGAIN) {
 		*why = "upstream stream limit";
-		return 503;
-	}
-	if (err == -ENOBUFS) {
+	} else if (err == -ENOBUFS) {
 		*why = "out of memory";
-		return 503;
+	} else {
+		*status = 502;
+		*why = "connect failed";
 	}
-	*why = "connect failed";
-	return 502;
+	return NULL;
 }
 
 static void h2u_update(struct h2u *u)
@@ -1186,24 +1199,16 @@ static int h2s_up_open(struct h2s *s)
 	struct proxy *px = d->c->px;
 	struct h2s_req *rq = s->rq;
 	const struct sock_addr *a = s->lease.svc ? &s->lease.addr : &rq->addr;
-	struct pool_target *t;
 	struct h2_request hr;
 	struct h2u *u;
+	const char *why;
 	int32_t uid;
-	int end, err;
+	int end, st;
 
 	if (s->flags & H2S_F_ORIG)
 		return h2s_h1_open(s);
-	t = pool_target_get(px->pool, d->c->dir, a);
-	u = t ? h2u_pick(px, t, &err) : NULL;
+	u = h2u_get(px, d->c->dir, a, &st, &why);
 	if (!u) {
-		const char *why = "out of memory";
-		int st = 502;
-
-		if (t) {
-			pool_target_maybe_free(t);
-			st = h2u_pick_status(err, &why);
-		}
 		h2s_synth(s, st, why);
 		return -1;
 	}
@@ -2117,29 +2122,19 @@ struct h2side_x *h2side_x_open(struct proxy *px, int dir,
                                const struct sock_addr *addr,
                                const struct h2_request *req, int end,
                                const struct h2side_xops *ops, void *o,
-                               int *status)
+                               int *status, const char **why)
 {
-	struct pool_target *t;
 	struct h2u *u;
 	struct h2s *s;
 	int32_t uid;
-	int err;
 
-	t = pool_target_get(px->pool, dir, addr);
-	u = t ? h2u_pick(px, t, &err) : NULL;
-	if (!u) {
-		const char *why;
-
-		*status = 502;
-		if (t) {
-			pool_target_maybe_free(t);
-			*status = h2u_pick_status(err, &why);
-		}
+	u = h2u_get(px, dir, addr, status, why);
+	if (!u)
 		return NULL;
-	}
 	s = mem_pool_zget(&h2side_of(px)->s_pool);
 	if (!s) {
 		*status = 503;
+		*why = "out of memory";
 		return NULL;
 	}
 	s->flags = H2S_F_EXT;
@@ -2150,6 +2145,7 @@ struct h2side_x *h2side_x_open(struct proxy *px, int dir,
 	if (uid <= 0) {
 		mem_pool_put(&h2side_of(px)->s_pool, s);
 		*status = uid == -EAGAIN ? 503 : 502;
+		*why = "cannot open the upstream stream";
 		return NULL;
 	}
 	if (end)

@@ -93,13 +93,14 @@ struct h2side_xops {
 /*
  * Opens a stream to (<dir>, <addr>) with <req> (end of request when
  * <end>). Returns the handle, or NULL with *<status> the status the proxy
- * should answer (502: no connection possible, 503: stream limits).
+ * should answer (502: no connection possible, 503: stream limits or
+ * memory) and *<why> its meshd-proxy-error (a static string).
  */
 struct h2side_x *h2side_x_open(struct proxy *px, int dir,
                                const struct sock_addr *addr,
                                const struct h2_request *req, int end,
                                const struct h2side_xops *ops, void *o,
-                               int *status);
+                               int *status, const char **why);
 /* Queues request body bytes: the count accepted (0: full, on_writable
  * follows), or -errno (the stream is failing; on_close follows). */
 ssize_t h2side_x_write(struct h2side_x *x, const void *p, size_t n);

@@ -13,7 +13,8 @@
 # requests over one connection between the proxies, clients that give up
 # mid-response (no failure for the endpoint), retries of a 5xx and
 # failover of a stream the server proxy refused, the proxy's answer when
-# the application is gone, exact metrics on both proxies.
+# the application is gone or its address cannot be connected to at all,
+# exact metrics on both proxies.
 # Every process started here is ended by the EXIT trap.
 . "$(dirname "$0")/lib.sh"
 
@@ -143,10 +144,15 @@ services:
     namespace: t
     ports: [{port: 80, target_port: $IN2}]
     selector: {app: plain}
+  - name: mcast
+    namespace: t
+    ports: [{port: 80, target_port: $IN2}]
+    selector: {app: mcast}
 workloads:
   - {name: web, namespace: t, addresses: [127.0.0.2], labels: {app: web}}
   - {name: gone, namespace: t, addresses: [127.0.0.3], labels: {app: gone}}
   - {name: plain, namespace: t, addresses: [127.0.0.2], labels: {app: plain}, meshed: false}
+  - {name: mcast, namespace: t, addresses: [224.0.0.1], labels: {app: mcast}}
 EOF
 "$MESHD_BIN" controller --registry "$tmp/reg.yaml" \
 	--destination-addr 127.0.0.1:$CTL --admin-addr 127.0.0.1:$CADM \
@@ -257,6 +263,11 @@ code=$(curl -s -m 10 -o /dev/null -w '%{http_code}' -H "Host: gone.t:80" "$W/x")
 hdr=$(curl -s -m 10 -D - -o /dev/null -H "Host: gone.t:80" "$W/x")
 check "the application gone behind the server proxy: 502 ($code)" test "$code" = 502
 check_out "with the server proxy's meshd-proxy-error" 'meshd-proxy-error: connect failed' printf '%s' "$hdr"
+# an endpoint the kernel cannot connect to at all (a multicast address:
+# connect itself fails): meshd 1 answers for the h2 link it could not open
+hdr=$(curl -s -m 10 -D - -o /dev/null -H "Host: mcast.t:80" "$W/x" | tr -d '\r')
+check_out "a meshed endpoint refused at once: 502 connect failed from meshd 1" \
+	'^HTTP/1.1 502.*meshd-proxy-error: connect failed' printf '%s' "$(printf '%s' "$hdr" | tr '\n' ' ')"
 code=$(cw -o /dev/null -w '%{http_code}' "$W/fail")
 check "a 5xx from the app reaches the client when no other endpoint can take the retry ($code)" test "$code" = 503
 code=$(curl -s -m 10 -o /dev/null -w '%{http_code}' -H "Host: plain.t:80" "$W/plain")
